@@ -1,0 +1,4 @@
+//! Authentication (SCRAM-SHA-256) and the users and roles the testbed knows.
+
+pub mod scram;
+pub mod users;

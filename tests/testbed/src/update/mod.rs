@@ -1,0 +1,3 @@
+//! Update documents: operators, replacements and pipelines, applied as mongod 5.0+ does.
+
+pub mod diff;
