@@ -67,7 +67,9 @@ pub fn compare(a: &Bson, b: &Bson) -> Ordering {
         (Bson::ObjectId(x), Bson::ObjectId(y)) => x.bytes().cmp(&y.bytes()),
         (Bson::Boolean(x), Bson::Boolean(y)) => x.cmp(y),
         (Bson::DateTime(x), Bson::DateTime(y)) => x.timestamp_millis().cmp(&y.timestamp_millis()),
-        (Bson::Timestamp(x), Bson::Timestamp(y)) => (x.time, x.increment).cmp(&(y.time, y.increment)),
+        (Bson::Timestamp(x), Bson::Timestamp(y)) => {
+            (x.time, x.increment).cmp(&(y.time, y.increment))
+        }
         (Bson::RegularExpression(x), Bson::RegularExpression(y)) => x
             .pattern
             .as_bytes()
@@ -76,8 +78,10 @@ pub fn compare(a: &Bson, b: &Bson) -> Ordering {
         (Bson::DbPointer(x), Bson::DbPointer(y)) => {
             // Fields are private in the bson crate; its raw encoding is size, namespace, oid,
             // which is exactly mongod's "size then bytes" order.
-            let xe = bson::to_vec(&bson::doc! {"p": Bson::DbPointer(x.clone())}).unwrap_or_default();
-            let ye = bson::to_vec(&bson::doc! {"p": Bson::DbPointer(y.clone())}).unwrap_or_default();
+            let xe =
+                bson::to_vec(&bson::doc! {"p": Bson::DbPointer(x.clone())}).unwrap_or_default();
+            let ye =
+                bson::to_vec(&bson::doc! {"p": Bson::DbPointer(y.clone())}).unwrap_or_default();
             xe.len().cmp(&ye.len()).then_with(|| xe.cmp(&ye))
         }
         (Bson::JavaScriptCode(x), Bson::JavaScriptCode(y)) => x.as_bytes().cmp(y.as_bytes()),
@@ -220,7 +224,9 @@ fn compare_long_to_double(long: i64, double: f64) -> Ordering {
     let whole = double.trunc();
     let whole_long = whole as i64;
     match long.cmp(&whole_long) {
-        Ordering::Equal => 0.0_f64.partial_cmp(&(double - whole)).unwrap_or(Ordering::Equal),
+        Ordering::Equal => 0.0_f64
+            .partial_cmp(&(double - whole))
+            .unwrap_or(Ordering::Equal),
         other => other,
     }
 }
@@ -273,23 +279,41 @@ mod tests {
             compare(&Bson::Int64(big), &Bson::Double((1_i64 << 53) as f64)),
             Ordering::Greater
         );
-        assert_eq!(compare(&Bson::Int64(i64::MAX), &Bson::Double(9.3e18)), Ordering::Less);
-        assert_eq!(compare(&Bson::Double(1.5), &Bson::Int32(1)), Ordering::Greater);
-        assert_eq!(compare(&Bson::Double(-1.5), &Bson::Int32(-1)), Ordering::Less);
+        assert_eq!(
+            compare(&Bson::Int64(i64::MAX), &Bson::Double(9.3e18)),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(&Bson::Double(1.5), &Bson::Int32(1)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare(&Bson::Double(-1.5), &Bson::Int32(-1)),
+            Ordering::Less
+        );
         assert_eq!(compare(&dec("0.1"), &Bson::Double(0.1)), Ordering::Less);
         assert_eq!(compare(&dec("2.5"), &Bson::Int32(2)), Ordering::Greater);
     }
 
     #[test]
     fn nan_sorts_below_every_number_and_equals_itself() {
-        assert!(values_equal(&Bson::Double(f64::NAN), &Bson::Double(f64::NAN)));
+        assert!(values_equal(
+            &Bson::Double(f64::NAN),
+            &Bson::Double(f64::NAN)
+        ));
         assert!(values_equal(&Bson::Double(f64::NAN), &dec("NaN")));
         assert_eq!(
             compare(&Bson::Double(f64::NAN), &Bson::Double(f64::NEG_INFINITY)),
             Ordering::Less
         );
-        assert_eq!(compare(&Bson::Double(f64::NAN), &Bson::Int64(i64::MIN)), Ordering::Less);
-        assert_eq!(compare(&Bson::Null, &Bson::Double(f64::NAN)), Ordering::Less);
+        assert_eq!(
+            compare(&Bson::Double(f64::NAN), &Bson::Int64(i64::MIN)),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(&Bson::Null, &Bson::Double(f64::NAN)),
+            Ordering::Less
+        );
     }
 
     #[test]
@@ -301,24 +325,45 @@ mod tests {
             Bson::String("10".into()),
             Bson::Document(doc! {"a": 1}),
             Bson::Array(vec![Bson::Int32(1)]),
-            Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![1] }),
+            Bson::Binary(Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: vec![1],
+            }),
             Bson::ObjectId(ObjectId::new()),
             Bson::Boolean(false),
             Bson::DateTime(bson::DateTime::from_millis(0)),
-            Bson::Timestamp(Timestamp { time: 1, increment: 1 }),
-            Bson::RegularExpression(bson::Regex { pattern: "a".into(), options: "".into() }),
+            Bson::Timestamp(Timestamp {
+                time: 1,
+                increment: 1,
+            }),
+            Bson::RegularExpression(bson::Regex {
+                pattern: "a".into(),
+                options: "".into(),
+            }),
             Bson::JavaScriptCode("x".into()),
             Bson::MaxKey,
         ];
         for pair in ordered.windows(2) {
-            assert_eq!(compare(&pair[0], &pair[1]), Ordering::Less, "{:?} < {:?}", pair[0], pair[1]);
+            assert_eq!(
+                compare(&pair[0], &pair[1]),
+                Ordering::Less,
+                "{:?} < {:?}",
+                pair[0],
+                pair[1]
+            );
         }
     }
 
     #[test]
     fn strings_bytewise_and_documents_by_field_name() {
-        assert_eq!(compare(&Bson::String("10".into()), &Bson::String("9".into())), Ordering::Less);
-        assert_eq!(compare(&Bson::String("a".into()), &Bson::String("ab".into())), Ordering::Less);
+        assert_eq!(
+            compare(&Bson::String("10".into()), &Bson::String("9".into())),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(&Bson::String("a".into()), &Bson::String("ab".into())),
+            Ordering::Less
+        );
         let ab = Bson::Document(doc! {"a": 1, "b": 2});
         let ba = Bson::Document(doc! {"b": 2, "a": 1});
         assert!(!values_equal(&ab, &ba));
@@ -327,24 +372,42 @@ mod tests {
         assert_eq!(compare(&a1, &ab), Ordering::Less);
         // rank before field name: {a: "x"} > {b: 1} because string ranks above number
         assert_eq!(
-            compare(&Bson::Document(doc! {"a": "x"}), &Bson::Document(doc! {"b": 1})),
+            compare(
+                &Bson::Document(doc! {"a": "x"}),
+                &Bson::Document(doc! {"b": 1})
+            ),
             Ordering::Greater
         );
     }
 
     #[test]
     fn bindata_by_length_then_subtype_then_bytes() {
-        let short = Bson::Binary(Binary { subtype: BinarySubtype::UserDefined(0x80), bytes: vec![9] });
-        let long = Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![0, 0] });
+        let short = Bson::Binary(Binary {
+            subtype: BinarySubtype::UserDefined(0x80),
+            bytes: vec![9],
+        });
+        let long = Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![0, 0],
+        });
         assert_eq!(compare(&short, &long), Ordering::Less);
-        let generic = Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![9] });
+        let generic = Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![9],
+        });
         assert_eq!(compare(&generic, &short), Ordering::Less);
     }
 
     #[test]
     fn timestamps_compare_unsigned() {
-        let small = Bson::Timestamp(Timestamp { time: 1, increment: u32::MAX });
-        let big = Bson::Timestamp(Timestamp { time: u32::MAX, increment: 0 });
+        let small = Bson::Timestamp(Timestamp {
+            time: 1,
+            increment: u32::MAX,
+        });
+        let big = Bson::Timestamp(Timestamp {
+            time: u32::MAX,
+            increment: 0,
+        });
         assert_eq!(compare(&small, &big), Ordering::Less);
     }
 }

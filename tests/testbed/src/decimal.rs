@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 use bson::Decimal128;
 
 const EXPONENT_BIAS: i32 = 6176;
-const MAX_COEFFICIENT: u128 = 9_999_999_999_999_999_999_999_999_999_999; // 10^34 - 1
+const MAX_COEFFICIENT: u128 = 9_999_999_999_999_999_999_999_999_999_999_999; // 10^34 - 1
 
 /// A finite decimal `(-1)^negative * coefficient * 10^exponent`, or NaN / ±infinity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,20 +33,39 @@ impl Dec {
         let negative = bits >> 127 == 1;
         let combination = (bits >> 122) & 0b1_1111;
         if combination == 0b1_1111 {
-            return Dec { negative: false, kind: DecKind::NaN, coefficient: 0, exponent: 0 };
+            return Dec {
+                negative: false,
+                kind: DecKind::NaN,
+                coefficient: 0,
+                exponent: 0,
+            };
         }
         if combination == 0b1_1110 {
-            return Dec { negative, kind: DecKind::Infinite, coefficient: 0, exponent: 0 };
+            return Dec {
+                negative,
+                kind: DecKind::Infinite,
+                coefficient: 0,
+                exponent: 0,
+            };
         }
         let (exponent_bits, coefficient) = if (bits >> 125) & 0b11 == 0b11 {
             // The large-coefficient form always exceeds 10^34 - 1: non-canonical, read as 0.
             (((bits >> 111) & 0x3fff) as i32, 0)
         } else {
             let coefficient = bits & ((1u128 << 113) - 1);
-            let coefficient = if coefficient > MAX_COEFFICIENT { 0 } else { coefficient };
+            let coefficient = if coefficient > MAX_COEFFICIENT {
+                0
+            } else {
+                coefficient
+            };
             (((bits >> 113) & 0x3fff) as i32, coefficient)
         };
-        Dec { negative, kind: DecKind::Finite, coefficient, exponent: exponent_bits - EXPONENT_BIAS }
+        Dec {
+            negative,
+            kind: DecKind::Finite,
+            coefficient,
+            exponent: exponent_bits - EXPONENT_BIAS,
+        }
     }
 
     /// Encodes back to Decimal128, rounding the coefficient to 34 digits if needed.
@@ -95,13 +114,28 @@ impl Dec {
     /// mongod converts a double to Decimal128 with 34 significant digits before comparing.
     pub fn from_f64_34_digits(value: f64) -> Dec {
         if value.is_nan() {
-            return Dec { negative: false, kind: DecKind::NaN, coefficient: 0, exponent: 0 };
+            return Dec {
+                negative: false,
+                kind: DecKind::NaN,
+                coefficient: 0,
+                exponent: 0,
+            };
         }
         if value.is_infinite() {
-            return Dec { negative: value < 0.0, kind: DecKind::Infinite, coefficient: 0, exponent: 0 };
+            return Dec {
+                negative: value < 0.0,
+                kind: DecKind::Infinite,
+                coefficient: 0,
+                exponent: 0,
+            };
         }
         if value == 0.0 {
-            return Dec { negative: value.is_sign_negative(), kind: DecKind::Finite, coefficient: 0, exponent: 0 };
+            return Dec {
+                negative: value.is_sign_negative(),
+                kind: DecKind::Finite,
+                coefficient: 0,
+                exponent: 0,
+            };
         }
         // "{:.33e}" is correctly rounded to 34 significant digits.
         let text = format!("{:.33e}", value.abs());
@@ -109,7 +143,12 @@ impl Dec {
         let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
         let coefficient: u128 = digits.parse().unwrap_or(0);
         let exponent: i32 = exp.parse::<i32>().unwrap_or(0) - 33;
-        Dec { negative: value < 0.0, kind: DecKind::Finite, coefficient, exponent }
+        Dec {
+            negative: value < 0.0,
+            kind: DecKind::Finite,
+            coefficient,
+            exponent,
+        }
     }
 
     pub fn is_nan(&self) -> bool {
@@ -131,7 +170,12 @@ impl Dec {
                 }
             }
             DecKind::Finite => {
-                let text = format!("{}{}e{}", if self.negative { "-" } else { "" }, self.coefficient, self.exponent);
+                let text = format!(
+                    "{}{}e{}",
+                    if self.negative { "-" } else { "" },
+                    self.coefficient,
+                    self.exponent
+                );
                 text.parse().unwrap_or(0.0)
             }
         }
@@ -197,13 +241,30 @@ impl Dec {
     /// Exact sum when it fits in 34 digits after alignment; otherwise rounded.
     pub fn add(&self, other: &Dec) -> Dec {
         if self.is_nan() || other.is_nan() {
-            return Dec { negative: false, kind: DecKind::NaN, coefficient: 0, exponent: 0 };
+            return Dec {
+                negative: false,
+                kind: DecKind::NaN,
+                coefficient: 0,
+                exponent: 0,
+            };
         }
         if self.kind == DecKind::Infinite || other.kind == DecKind::Infinite {
-            if self.kind == DecKind::Infinite && other.kind == DecKind::Infinite && self.negative != other.negative {
-                return Dec { negative: false, kind: DecKind::NaN, coefficient: 0, exponent: 0 };
+            if self.kind == DecKind::Infinite
+                && other.kind == DecKind::Infinite
+                && self.negative != other.negative
+            {
+                return Dec {
+                    negative: false,
+                    kind: DecKind::NaN,
+                    coefficient: 0,
+                    exponent: 0,
+                };
             }
-            return if self.kind == DecKind::Infinite { *self } else { *other };
+            return if self.kind == DecKind::Infinite {
+                *self
+            } else {
+                *other
+            };
         }
         let exponent = self.exponent.min(other.exponent);
         let a = signed_scaled(self, exponent);
@@ -224,14 +285,29 @@ impl Dec {
 
     pub fn mul(&self, other: &Dec) -> Dec {
         if self.is_nan() || other.is_nan() {
-            return Dec { negative: false, kind: DecKind::NaN, coefficient: 0, exponent: 0 };
+            return Dec {
+                negative: false,
+                kind: DecKind::NaN,
+                coefficient: 0,
+                exponent: 0,
+            };
         }
         let negative = self.negative != other.negative;
         if self.kind == DecKind::Infinite || other.kind == DecKind::Infinite {
             if self.is_zero() || other.is_zero() {
-                return Dec { negative: false, kind: DecKind::NaN, coefficient: 0, exponent: 0 };
+                return Dec {
+                    negative: false,
+                    kind: DecKind::NaN,
+                    coefficient: 0,
+                    exponent: 0,
+                };
             }
-            return Dec { negative, kind: DecKind::Infinite, coefficient: 0, exponent: 0 };
+            return Dec {
+                negative,
+                kind: DecKind::Infinite,
+                coefficient: 0,
+                exponent: 0,
+            };
         }
         match self.coefficient.checked_mul(other.coefficient) {
             Some(product) => Dec {
@@ -256,7 +332,7 @@ fn strip_zeros(mut coefficient: u128, mut exponent: i32) -> (u128, i32) {
     if coefficient == 0 {
         return (0, 0);
     }
-    while coefficient % 10 == 0 {
+    while coefficient.is_multiple_of(10) {
         coefficient /= 10;
         exponent += 1;
     }
@@ -289,10 +365,19 @@ mod tests {
     fn decodes_and_compares() {
         assert_eq!(parse("1.0").cmp_value(&Dec::from_i64(1)), Ordering::Equal);
         assert_eq!(parse("-2.5").cmp_value(&Dec::from_i64(-2)), Ordering::Less);
-        assert_eq!(parse("1E+3").cmp_value(&Dec::from_i64(1000)), Ordering::Equal);
-        assert_eq!(parse("0.1").cmp_value(&Dec::from_f64_34_digits(0.1)), Ordering::Less);
+        assert_eq!(
+            parse("1E+3").cmp_value(&Dec::from_i64(1000)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            parse("0.1").cmp_value(&Dec::from_f64_34_digits(0.1)),
+            Ordering::Less
+        );
         assert!(parse("NaN").is_nan());
-        assert_eq!(parse("Infinity").cmp_value(&Dec::from_i64(i64::MAX)), Ordering::Greater);
+        assert_eq!(
+            parse("Infinity").cmp_value(&Dec::from_i64(i64::MAX)),
+            Ordering::Greater
+        );
         assert_eq!(parse("-0").cmp_value(&Dec::from_i64(0)), Ordering::Equal);
     }
 
@@ -301,6 +386,9 @@ mod tests {
         let sum = parse("1.5").add(&parse("2.25"));
         assert_eq!(sum.to_decimal128().to_string(), "3.75");
         assert_eq!(parse("1.10").to_decimal128().to_string(), "1.10");
-        assert_eq!(parse("3").mul(&parse("0.5")).to_decimal128().to_string(), "1.5");
+        assert_eq!(
+            parse("3").mul(&parse("0.5")).to_decimal128().to_string(),
+            "1.5"
+        );
     }
 }

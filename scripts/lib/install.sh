@@ -1,0 +1,36 @@
+# Shared install helpers for scripts/*.sh: install only what is missing.
+
+# sudo when not root and sudo exists.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+# ensure_apt_packages package:binary ... — apt-get install the packages whose binary is missing.
+ensure_apt_packages() {
+  local missing=()
+  for pair in "$@"; do
+    local package="${pair%%:*}" binary="${pair##*:}"
+    command -v "$binary" >/dev/null 2>&1 || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# A project-local virtualenv with pymongo and pytest (the second, independent client).
+ensure_python_venv() {
+  command -v python3 >/dev/null 2>&1 || ensure_apt_packages python3:python3
+  if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
+    ensure_apt_packages python3-venv:/nonexistent
+  fi
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+  fi
+  if ! .venv/bin/python -c "import pymongo, pytest" >/dev/null 2>&1; then
+    echo "== installing pymongo and pytest"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+  fi
+}

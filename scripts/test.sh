@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs formatting, lints and every
+# test (Rust workspace + the pymongo conformance suite). Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/install.sh
+
+ensure_apt_packages protobuf-compiler:protoc etcd-server:etcd
+ensure_python_venv
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
+echo "== pymongo conformance"
+C2C_TESTBED_BIN="$PWD/target/debug/c2c-testbed" .venv/bin/python -m pytest -q tests/python

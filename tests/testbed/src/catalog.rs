@@ -1,0 +1,334 @@
+//! The in-memory catalog: databases, collections (UUID, options, kind), their
+//! documents keyed by `_id` in canonical BSON order, natural (insertion) order, and
+//! their indexes. This layer keeps indexes consistent with documents; the oplog and
+//! the command semantics live above it (`store.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bson::{doc, Bson, Document};
+
+use crate::bson_cmp::{Key, KeyTuple};
+use crate::error::{CmdResult, CommandError, ErrorCode};
+use crate::index::Index;
+
+#[derive(Debug, Clone)]
+pub enum CollKind {
+    Collection,
+    View {
+        view_on: String,
+        pipeline: Vec<Bson>,
+    },
+    Timeseries,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub record_id: u64,
+    pub doc: Arc<Document>,
+    pub size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub uuid: bson::Uuid,
+    pub kind: CollKind,
+    /// Options as listCollections shows them (normalised create options).
+    pub options: Document,
+    pub docs: BTreeMap<Key, Stored>,
+    /// Natural order: record id → `_id`. Updates keep the record id, as WiredTiger does.
+    pub natural: BTreeMap<u64, Key>,
+    /// `indexes[0]` is `_id_`; its uniqueness is the `docs` map itself.
+    pub indexes: Vec<Index>,
+    next_record: u64,
+    pub data_size: u64,
+}
+
+impl Collection {
+    pub fn new(kind: CollKind, options: Document) -> Collection {
+        let indexes = match kind {
+            CollKind::Collection => vec![Index::id_index()],
+            _ => Vec::new(),
+        };
+        Collection {
+            uuid: bson::Uuid::new(),
+            kind,
+            options,
+            docs: BTreeMap::new(),
+            natural: BTreeMap::new(),
+            indexes,
+            next_record: 1,
+            data_size: 0,
+        }
+    }
+
+    pub fn is_view(&self) -> bool {
+        matches!(self.kind, CollKind::View { .. })
+    }
+
+    pub fn is_timeseries(&self) -> bool {
+        matches!(self.kind, CollKind::Timeseries)
+    }
+
+    pub fn pre_and_post_images(&self) -> bool {
+        matches!(
+            self.options
+                .get_document("changeStreamPreAndPostImages")
+                .ok()
+                .and_then(|d| d.get("enabled")),
+            Some(Bson::Boolean(true))
+        )
+    }
+
+    pub fn get(&self, id: &Bson) -> Option<&Arc<Document>> {
+        self.docs.get(&Key(id.clone())).map(|stored| &stored.doc)
+    }
+
+    pub fn find_index(&self, name: &str) -> Option<usize> {
+        self.indexes.iter().position(|index| index.name == name)
+    }
+
+    /// Checks every unique index for `doc` (ignoring the document with `self_id`), returning
+    /// the keys per index for the caller to insert.
+    fn check_unique(
+        &self,
+        ns: &str,
+        document: &Document,
+        self_id: Option<&Key>,
+    ) -> CmdResult<Vec<Vec<KeyTuple>>> {
+        let mut all_keys = Vec::with_capacity(self.indexes.len());
+        for index in &self.indexes {
+            if index.is_id() {
+                all_keys.push(Vec::new());
+                continue;
+            }
+            let keys = index.keys_for(document)?;
+            if index.enforces_uniqueness() {
+                for key in &keys {
+                    let low = (key.clone(), Key(Bson::MinKey));
+                    let high = (key.clone(), Key(Bson::MaxKey));
+                    let clash = index
+                        .entries
+                        .range(low..=high)
+                        .any(|(_, id)| Some(id) != self_id);
+                    if clash {
+                        return Err(index.duplicate_error(ns, key));
+                    }
+                }
+            }
+            all_keys.push(keys);
+        }
+        Ok(all_keys)
+    }
+
+    /// Inserts a document that already has its `_id` in first position.
+    pub fn insert(&mut self, ns: &str, document: Arc<Document>) -> CmdResult<()> {
+        let id = document.get("_id").cloned().unwrap_or(Bson::Null);
+        let key = Key(id);
+        if self.docs.contains_key(&key) {
+            let id_index = &self.indexes[0];
+            return Err(id_index.duplicate_error(ns, &KeyTuple(vec![key])));
+        }
+        let keys = self.check_unique(ns, &document, None)?;
+        for (index, keys) in self.indexes.iter_mut().zip(keys) {
+            for tuple in keys {
+                index.entries.insert((tuple, key.clone()));
+            }
+        }
+        let record_id = self.next_record;
+        self.next_record += 1;
+        let size = bson_size(&document);
+        self.data_size += size as u64;
+        self.natural.insert(record_id, key.clone());
+        self.docs.insert(
+            key,
+            Stored {
+                record_id,
+                doc: document,
+                size,
+            },
+        );
+        Ok(())
+    }
+
+    /// Replaces the document with the same `_id`, keeping its record id.
+    pub fn replace(&mut self, ns: &str, document: Arc<Document>) -> CmdResult<()> {
+        let key = Key(document.get("_id").cloned().unwrap_or(Bson::Null));
+        let old = self.docs.get(&key).cloned().ok_or_else(|| {
+            CommandError::new(ErrorCode::InternalError, "replace of a missing document")
+        })?;
+        let new_keys = self.check_unique(ns, &document, Some(&key))?;
+        for index in self.indexes.iter_mut() {
+            if index.is_id() {
+                continue;
+            }
+            for tuple in index.keys_for(&old.doc).unwrap_or_default() {
+                index.entries.remove(&(tuple, key.clone()));
+            }
+        }
+        for (index, keys) in self.indexes.iter_mut().zip(new_keys) {
+            for tuple in keys {
+                index.entries.insert((tuple, key.clone()));
+            }
+        }
+        let size = bson_size(&document);
+        self.data_size = self.data_size + size as u64 - old.size as u64;
+        self.docs.insert(
+            key,
+            Stored {
+                record_id: old.record_id,
+                doc: document,
+                size,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn delete(&mut self, id: &Bson) -> Option<Arc<Document>> {
+        let key = Key(id.clone());
+        let stored = self.docs.remove(&key)?;
+        self.natural.remove(&stored.record_id);
+        self.data_size -= stored.size as u64;
+        for index in self.indexes.iter_mut() {
+            if index.is_id() {
+                continue;
+            }
+            for tuple in index.keys_for(&stored.doc).unwrap_or_default() {
+                index.entries.remove(&(tuple, key.clone()));
+            }
+        }
+        Some(stored.doc)
+    }
+
+    /// Builds a new index over the existing documents (DuplicateKey if a unique one clashes).
+    pub fn build_index(&self, ns: &str, mut index: Index) -> CmdResult<Index> {
+        for (key, stored) in &self.docs {
+            for tuple in index.keys_for(&stored.doc)? {
+                if index.enforces_uniqueness() {
+                    let low = (tuple.clone(), Key(Bson::MinKey));
+                    let high = (tuple.clone(), Key(Bson::MaxKey));
+                    if index.entries.range(low..=high).next().is_some() {
+                        return Err(index.duplicate_error(ns, &tuple));
+                    }
+                }
+                index.entries.insert((tuple, key.clone()));
+            }
+        }
+        Ok(index)
+    }
+
+    /// Groups of `_id`s that share a key on `index` (for unique conversion).
+    pub fn duplicate_groups(&self, position: usize) -> Vec<Vec<Bson>> {
+        let index = &self.indexes[position];
+        let mut groups = Vec::new();
+        let mut current: Option<(&KeyTuple, Vec<Bson>)> = None;
+        for (tuple, id) in &index.entries {
+            match &mut current {
+                Some((key, ids)) if *key == tuple => ids.push(id.0.clone()),
+                _ => {
+                    if let Some((_, ids)) = current.take() {
+                        if ids.len() > 1 {
+                            groups.push(ids);
+                        }
+                    }
+                    current = Some((tuple, vec![id.0.clone()]));
+                }
+            }
+        }
+        if let Some((_, ids)) = current {
+            if ids.len() > 1 {
+                groups.push(ids);
+            }
+        }
+        groups
+    }
+
+    pub fn list_entry(&self, name: &str, name_only: bool) -> Document {
+        let type_name = match self.kind {
+            CollKind::Collection => "collection",
+            CollKind::View { .. } => "view",
+            CollKind::Timeseries => "timeseries",
+        };
+        if name_only {
+            return doc! {"name": name, "type": type_name};
+        }
+        match &self.kind {
+            CollKind::View { .. } => doc! {
+                "name": name, "type": "view", "options": self.options.clone(), "info": {"readOnly": true}
+            },
+            CollKind::Timeseries => doc! {
+                "name": name, "type": "timeseries", "options": self.options.clone(), "info": {"readOnly": false}
+            },
+            CollKind::Collection => doc! {
+                "name": name,
+                "type": "collection",
+                "options": self.options.clone(),
+                "info": {"readOnly": false, "uuid": Bson::Binary(bson::Binary::from_uuid(self.uuid))},
+                "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"},
+            },
+        }
+    }
+}
+
+pub fn bson_size(document: &Document) -> usize {
+    let mut buffer = Vec::with_capacity(256);
+    document
+        .to_writer(&mut buffer)
+        .map(|_| buffer.len())
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Database {
+    pub collections: BTreeMap<String, Collection>,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub databases: BTreeMap<String, Database>,
+}
+
+impl Catalog {
+    pub fn collection(&self, db: &str, coll: &str) -> Option<&Collection> {
+        self.databases
+            .get(db)
+            .and_then(|database| database.collections.get(coll))
+    }
+
+    pub fn collection_mut(&mut self, db: &str, coll: &str) -> Option<&mut Collection> {
+        self.databases
+            .get_mut(db)
+            .and_then(|database| database.collections.get_mut(coll))
+    }
+
+    pub fn find_by_uuid(&self, uuid: bson::Uuid) -> Option<(&str, &str, &Collection)> {
+        self.databases.iter().find_map(|(db, database)| {
+            database
+                .collections
+                .iter()
+                .find(|(_, coll)| coll.uuid == uuid)
+                .map(|(name, coll)| (db.as_str(), name.as_str(), coll))
+        })
+    }
+}
+
+/// mongod's namespace rules (the parts a tool can trip over).
+pub fn validate_db_name(db: &str) -> CmdResult<()> {
+    if db.is_empty() || db.len() > 63 || db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+        return Err(CommandError::new(
+            ErrorCode::InvalidNamespace,
+            format!("Invalid database name: '{db}'"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_coll_name(db: &str, coll: &str) -> CmdResult<()> {
+    if coll.is_empty() || coll.contains('\0') || coll.starts_with('.') || coll.contains('$') {
+        return Err(CommandError::new(
+            ErrorCode::InvalidNamespace,
+            format!("Invalid collection name: {db}.{coll}"),
+        ));
+    }
+    Ok(())
+}

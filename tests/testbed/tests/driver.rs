@@ -1,0 +1,738 @@
+//! Conformance through the official Rust driver: the testbed must be accepted as a
+//! replica-set primary and behave as mongod where sync bugs hide.
+
+use std::time::Duration;
+
+use bson::{doc, oid::ObjectId, Bson, Document, Timestamp};
+use c2c_testbed::{RoleRef, Testbed, TestbedConfig, TestbedHandle, UserSpec};
+use futures::TryStreamExt;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection};
+
+async fn start(config: TestbedConfig) -> (TestbedHandle, Client) {
+    let testbed = Testbed::start(config).await.expect("start testbed");
+    let client = connect(&testbed.uri()).await;
+    (testbed, client)
+}
+
+async fn connect(uri: &str) -> Client {
+    let mut options = ClientOptions::parse(uri).await.expect("parse uri");
+    options.server_selection_timeout = Some(Duration::from_secs(5));
+    Client::with_options(options).expect("client")
+}
+
+fn fast_config() -> TestbedConfig {
+    TestbedConfig {
+        idle_noop_interval: Duration::from_millis(100),
+        ..TestbedConfig::default()
+    }
+}
+
+async fn command_error(result: mongodb::error::Result<Document>) -> (i32, String) {
+    match result {
+        Ok(reply) => panic!("expected an error, got {reply}"),
+        Err(error) => match *error.kind {
+            mongodb::error::ErrorKind::Command(ref command) => {
+                (command.code, command.message.clone())
+            }
+            ref other => panic!("not a command error: {other:?}"),
+        },
+    }
+}
+
+fn write_error_code(error: &mongodb::error::Error) -> i32 {
+    match &*error.kind {
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(write)) => {
+            write.code
+        }
+        mongodb::error::ErrorKind::InsertMany(failure) => failure
+            .write_errors
+            .as_ref()
+            .and_then(|e| e.first())
+            .map(|e| e.code)
+            .unwrap_or(-1),
+        mongodb::error::ErrorKind::Command(command) => command.code,
+        other => panic!("unexpected error kind {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn handshake_as_replica_set_primary_with_cluster_time() {
+    let (testbed, client) = start(fast_config()).await;
+    let admin = client.database("admin");
+    let hello = admin.run_command(doc! {"hello": 1}).await.unwrap();
+    assert!(hello.get_bool("isWritablePrimary").unwrap());
+    assert_eq!(hello.get_str("setName").unwrap(), "rs0");
+    assert_eq!(
+        hello.get_array("hosts").unwrap()[0].as_str().unwrap(),
+        testbed.host()
+    );
+    assert_eq!(hello.get_i32("maxWireVersion").unwrap(), 21);
+    assert!(hello.get_document("$clusterTime").is_ok());
+    assert!(hello.get_timestamp("operationTime").is_ok());
+    let build = admin.run_command(doc! {"buildInfo": 1}).await.unwrap();
+    assert!(build.get_str("version").unwrap().starts_with("7.0"));
+    let (code, message) = command_error(admin.run_command(doc! {"noSuchCommand": 1}).await).await;
+    assert_eq!(code, 59);
+    assert_eq!(message, "no such command: 'noSuchCommand'");
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_instances_have_independent_clocks_and_data() {
+    let (a, client_a) = start(fast_config()).await;
+    let (b, client_b) = start(fast_config()).await;
+    client_a
+        .database("d")
+        .collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    assert_eq!(
+        client_b
+            .database("d")
+            .collection::<Document>("c")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        0
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn sort_follows_canonical_bson_order_across_types() {
+    let (testbed, client) = start(fast_config()).await;
+    let coll: Collection<Document> = client.database("d").collection("mixed");
+    let values = vec![
+        Bson::MaxKey,
+        Bson::Boolean(true),
+        Bson::ObjectId(ObjectId::parse_str("000000000000000000000001").unwrap()),
+        Bson::Document(doc! {"a": 1}),
+        Bson::String("10".into()),
+        Bson::String("9".into()),
+        Bson::Int64(9),
+        Bson::Double(9.5),
+        Bson::Int32(10),
+        Bson::Null,
+        Bson::MinKey,
+        Bson::Timestamp(Timestamp {
+            time: 1,
+            increment: 1,
+        }),
+        Bson::DateTime(bson::DateTime::from_millis(5)),
+    ];
+    for (i, value) in values.iter().enumerate() {
+        coll.insert_one(doc! {"_id": value.clone(), "i": i as i32})
+            .await
+            .unwrap();
+    }
+    let sorted: Vec<Document> = coll
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<Bson> = sorted
+        .iter()
+        .map(|d| d.get("_id").unwrap().clone())
+        .collect();
+    let expected = vec![
+        Bson::MinKey,
+        Bson::Null,
+        Bson::Int64(9),
+        Bson::Double(9.5),
+        Bson::Int32(10),
+        Bson::String("10".into()),
+        Bson::String("9".into()),
+        Bson::Document(doc! {"a": 1}),
+        Bson::ObjectId(ObjectId::parse_str("000000000000000000000001").unwrap()),
+        Bson::Boolean(true),
+        Bson::DateTime(bson::DateTime::from_millis(5)),
+        Bson::Timestamp(Timestamp {
+            time: 1,
+            increment: 1,
+        }),
+        Bson::MaxKey,
+    ];
+    assert_eq!(ids, expected);
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn range_predicates_bracket_types_but_min_max_bounds_do_not() {
+    let (testbed, client) = start(fast_config()).await;
+    let coll: Collection<Document> = client.database("d").collection("ids");
+    coll.insert_many(vec![
+        doc! {"_id": 1},
+        doc! {"_id": 5i64},
+        doc! {"_id": 7.5},
+        doc! {"_id": "x"},
+        doc! {"_id": ObjectId::new()},
+    ])
+    .await
+    .unwrap();
+    // $gt only returns numbers: a "resume from lastId with $gt" copy skips other types.
+    let numbers: Vec<Document> = coll
+        .find(doc! {"_id": {"$gt": 1}})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(numbers.len(), 2);
+    // MinKey crosses every bracket.
+    assert_eq!(
+        coll.count_documents(doc! {"_id": {"$gt": Bson::MinKey}})
+            .await
+            .unwrap(),
+        5
+    );
+    // Index bounds with hint + min/max cover every type in canonical order.
+    let ranged: Vec<Document> = coll
+        .find(doc! {})
+        .hint(mongodb::options::Hint::Keys(doc! {"_id": 1}))
+        .min(doc! {"_id": 5})
+        .max(doc! {"_id": Bson::MaxKey})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(ranged.len(), 4);
+    assert_eq!(ranged[2].get_str("_id").unwrap(), "x");
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn unique_indexes_enforce_numeric_equality_null_and_multikey() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("d");
+    let coll: Collection<Document> = db.collection("u");
+    coll.insert_one(doc! {"_id": 1}).await.unwrap();
+    let error = coll.insert_one(doc! {"_id": 1.0}).await.unwrap_err();
+    assert_eq!(write_error_code(&error), 11000);
+    db.run_command(
+        doc! {"createIndexes": "u", "indexes": [{"key": {"a": 1}, "name": "a_1", "unique": true}]},
+    )
+    .await
+    .unwrap();
+    coll.insert_one(doc! {"_id": 2, "a": [1, 1, 2]})
+        .await
+        .unwrap();
+    let error = coll
+        .insert_one(doc! {"_id": 3, "a": 2i64})
+        .await
+        .unwrap_err();
+    assert_eq!(write_error_code(&error), 11000);
+    // _id 1 has no `a`: it is indexed as null, so a second missing `a` collides.
+    let error = coll.insert_one(doc! {"_id": 4}).await.unwrap_err();
+    assert_eq!(write_error_code(&error), 11000);
+    db.run_command(doc! {"createIndexes": "u", "indexes": [{"key": {"b": 1}, "name": "b_1", "unique": true, "sparse": true}]}).await.unwrap();
+    coll.insert_one(doc! {"_id": 5, "a": 5}).await.unwrap();
+    coll.insert_one(doc! {"_id": 6, "a": 6}).await.unwrap();
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn prepare_unique_then_conversion_reports_violations() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("d");
+    let coll: Collection<Document> = db.collection("p");
+    db.run_command(doc! {"createIndexes": "p", "indexes": [{"key": {"k": 1}, "name": "k_1"}]})
+        .await
+        .unwrap();
+    coll.insert_many(vec![
+        doc! {"_id": 1, "k": 1},
+        doc! {"_id": 2, "k": 1},
+        doc! {"_id": 3, "k": 2},
+    ])
+    .await
+    .unwrap();
+    let (code, _) = command_error(
+        db.run_command(doc! {"collMod": "p", "index": {"name": "k_1", "unique": true}})
+            .await,
+    )
+    .await;
+    assert_eq!(code, 72);
+    let reply = db
+        .run_command(doc! {"collMod": "p", "index": {"name": "k_1", "prepareUnique": true}})
+        .await
+        .unwrap();
+    assert!(reply.get_bool("prepareUnique_new").unwrap());
+    // New duplicates are refused while the old ones stay.
+    let error = coll.insert_one(doc! {"_id": 4, "k": 2}).await.unwrap_err();
+    assert_eq!(write_error_code(&error), 11000);
+    let result = db
+        .run_command(
+            doc! {"collMod": "p", "index": {"name": "k_1", "unique": true}, "dryRun": true},
+        )
+        .await;
+    let error = result.unwrap_err();
+    let mongodb::error::ErrorKind::Command(command) = &*error.kind else {
+        panic!("{error}")
+    };
+    assert_eq!(command.code, 359);
+    coll.delete_one(doc! {"_id": 2}).await.unwrap();
+    let reply = db
+        .run_command(doc! {"collMod": "p", "index": {"name": "k_1", "unique": true}})
+        .await
+        .unwrap();
+    assert!(reply.get_bool("unique_new").unwrap());
+    let indexes: Vec<Document> = db
+        .run_command(doc! {"listIndexes": "p"})
+        .await
+        .unwrap()
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()
+        .iter()
+        .map(|b| b.as_document().unwrap().clone())
+        .collect();
+    assert!(indexes[1].get_bool("unique").unwrap());
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn updates_produce_exact_events_and_no_op_updates_produce_none() {
+    let (testbed, client) = start(fast_config()).await;
+    let coll: Collection<Document> = client.database("d").collection("ev");
+    coll.insert_one(doc! {"_id": 1, "a": 1, "arr": [1, 2, 3]})
+        .await
+        .unwrap();
+    let mut stream = coll.watch().await.unwrap();
+    let noop = coll
+        .update_one(doc! {"_id": 1}, doc! {"$set": {"a": 1}})
+        .await
+        .unwrap();
+    assert_eq!((noop.matched_count, noop.modified_count), (1, 0));
+    coll.update_one(
+        doc! {"_id": 1},
+        doc! {"$set": {"arr.1": 20}, "$unset": {"a": ""}},
+    )
+    .await
+    .unwrap();
+    coll.replace_one(doc! {"_id": 1}, doc! {"b": 2})
+        .await
+        .unwrap();
+    coll.update_one(doc! {"_id": 9}, doc! {"$set": {"c": 1}})
+        .upsert(true)
+        .await
+        .unwrap();
+    coll.delete_one(doc! {"_id": 1}).await.unwrap();
+    let mut events = collect_events_raw(&mut stream, 4).await.into_iter();
+    let update = events.next().unwrap();
+    assert_eq!(
+        update.operation_type,
+        mongodb::change_stream::event::OperationType::Update
+    );
+    let description = update.update_description.unwrap();
+    assert_eq!(description.updated_fields, doc! {"arr.1": 20});
+    assert_eq!(description.removed_fields, vec!["a".to_string()]);
+    let replace = events.next().unwrap();
+    assert_eq!(
+        replace.operation_type,
+        mongodb::change_stream::event::OperationType::Replace
+    );
+    assert_eq!(replace.full_document.unwrap(), doc! {"_id": 1, "b": 2});
+    let upsert = events.next().unwrap();
+    assert_eq!(
+        upsert.operation_type,
+        mongodb::change_stream::event::OperationType::Insert
+    );
+    let delete = events.next().unwrap();
+    assert_eq!(
+        delete.operation_type,
+        mongodb::change_stream::event::OperationType::Delete
+    );
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn change_streams_resume_after_is_exclusive_and_start_at_time_inclusive() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("d");
+    let coll: Collection<Document> = db.collection("r");
+    let mut stream = client.watch().await.unwrap();
+    for i in 0..3 {
+        coll.insert_one(doc! {"_id": i}).await.unwrap();
+    }
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        if let Some(event) = stream.next_if_any().await.unwrap() {
+            events.push(event);
+        }
+    }
+    // The first insert implicitly created the collection, but `create` is an expanded event.
+    assert_eq!(events.len(), 3);
+    let first_insert = events
+        .iter()
+        .find(|e| {
+            e.document_key
+                .as_ref()
+                .is_some_and(|k| k.get_i32("_id") == Ok(0))
+        })
+        .unwrap();
+    let resumed: Vec<_> = collect_events(
+        client
+            .watch()
+            .resume_after(first_insert.id.clone())
+            .await
+            .unwrap(),
+        2,
+    )
+    .await;
+    let ids: Vec<i32> = resumed
+        .iter()
+        .map(|e| e.document_key.as_ref().unwrap().get_i32("_id").unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+    let at = first_insert.cluster_time.unwrap();
+    let from_time =
+        collect_events(client.watch().start_at_operation_time(at).await.unwrap(), 3).await;
+    assert_eq!(
+        from_time[0]
+            .document_key
+            .as_ref()
+            .unwrap()
+            .get_i32("_id")
+            .unwrap(),
+        0
+    );
+    testbed.shutdown().await;
+}
+
+async fn collect_events(
+    mut stream: mongodb::change_stream::ChangeStream<
+        mongodb::change_stream::event::ChangeStreamEvent<Document>,
+    >,
+    count: usize,
+) -> Vec<mongodb::change_stream::event::ChangeStreamEvent<Document>> {
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while events.len() < count && tokio::time::Instant::now() < deadline {
+        if let Some(event) = stream.next_if_any().await.unwrap() {
+            events.push(event);
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn collection_streams_are_invalidated_by_drop() {
+    let (testbed, client) = start(fast_config()).await;
+    let coll: Collection<Document> = client.database("d").collection("gone");
+    coll.insert_one(doc! {"_id": 1}).await.unwrap();
+    let mut stream = coll.watch().await.unwrap();
+    coll.drop().await.unwrap();
+    let drop = collect_events_raw(&mut stream, 1).await;
+    assert_eq!(
+        drop[0].operation_type,
+        mongodb::change_stream::event::OperationType::Drop
+    );
+    let invalidate = collect_events_raw(&mut stream, 1).await;
+    assert_eq!(
+        invalidate[0].operation_type,
+        mongodb::change_stream::event::OperationType::Invalidate
+    );
+    testbed.shutdown().await;
+}
+
+async fn collect_events_raw(
+    stream: &mut mongodb::change_stream::ChangeStream<
+        mongodb::change_stream::event::ChangeStreamEvent<Document>,
+    >,
+    count: usize,
+) -> Vec<mongodb::change_stream::event::ChangeStreamEvent<Document>> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        if let Some(event) = stream.next_if_any().await.unwrap() {
+            events.push(event);
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn expanded_events_show_implicit_create_and_ddl() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("d");
+    let mut stream = db.watch().show_expanded_events(true).await.unwrap();
+    db.collection::<Document>("x")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    db.run_command(doc! {"createIndexes": "x", "indexes": [{"key": {"a": 1}, "name": "a_1"}]})
+        .await
+        .unwrap();
+    db.run_command(doc! {"collMod": "x", "index": {"name": "a_1", "hidden": true}})
+        .await
+        .unwrap();
+    let events = collect_events_raw(&mut stream, 4).await;
+    let kinds: Vec<Bson> = events
+        .iter()
+        .map(|e| bson::to_bson(&e.operation_type).unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            Bson::from("create"),
+            "insert".into(),
+            "createIndexes".into(),
+            "modify".into()
+        ]
+    );
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn history_lost_when_the_oplog_rolled_over() {
+    let config = TestbedConfig {
+        oplog_retention: Some(5),
+        ..fast_config()
+    };
+    let (testbed, client) = start(config).await;
+    let coll: Collection<Document> = client.database("d").collection("h");
+    coll.insert_one(doc! {"_id": 0}).await.unwrap();
+    let operation_time = client
+        .database("admin")
+        .run_command(doc! {"ping": 1})
+        .await
+        .unwrap()
+        .get_timestamp("operationTime")
+        .unwrap();
+    for i in 1..20 {
+        coll.insert_one(doc! {"_id": i}).await.unwrap();
+    }
+    let error = client
+        .watch()
+        .start_at_operation_time(operation_time)
+        .await
+        .unwrap_err();
+    let mongodb::error::ErrorKind::Command(command) = &*error.kind else {
+        panic!("{error}")
+    };
+    assert_eq!(command.code, 286);
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn post_batch_resume_token_advances_while_idle() {
+    let (testbed, client) = start(fast_config()).await;
+    let admin = client.database("admin");
+    let open = admin
+        .run_command(doc! {"aggregate": 1, "pipeline": [{"$changeStream": {"allChangesForCluster": true}}], "cursor": {}})
+        .await
+        .unwrap();
+    let cursor = open.get_document("cursor").unwrap();
+    let id = cursor.get_i64("id").unwrap();
+    let first = cursor
+        .get_document("postBatchResumeToken")
+        .unwrap()
+        .get_str("_data")
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let more = admin
+        .run_command(doc! {"getMore": id, "collection": "$cmd.aggregate", "maxTimeMS": 200})
+        .await
+        .unwrap();
+    let cursor = more.get_document("cursor").unwrap();
+    assert!(cursor.get_array("nextBatch").unwrap().is_empty());
+    let second = cursor
+        .get_document("postBatchResumeToken")
+        .unwrap()
+        .get_str("_data")
+        .unwrap()
+        .to_string();
+    assert!(second > first, "{second} !> {first}");
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn fail_command_injects_errors_with_labels_and_closes_connections() {
+    let (testbed, client) = start(fast_config()).await;
+    let admin = client.database("admin");
+    admin
+        .run_command(doc! {"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["insert"], "errorCode": 91}})
+        .await
+        .unwrap();
+    let mut options = ClientOptions::parse(testbed.uri()).await.unwrap();
+    options.retry_writes = Some(false);
+    let no_retry = Client::with_options(options).unwrap();
+    let coll: Collection<Document> = no_retry.database("d").collection("f");
+    // A retryable write (it carries txnNumber) gets the server-side label.
+    let error = coll.insert_one(doc! {"_id": 1}).await.unwrap_err();
+    assert_eq!(write_error_code(&error), 91);
+    let reply = admin
+        .run_command(doc! {"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["find"], "errorCode": 2, "errorLabels": []}})
+        .await
+        .unwrap();
+    assert_eq!(reply.get_i64("count").unwrap(), 1);
+    let error = coll.find_one(doc! {}).await.unwrap_err();
+    let mongodb::error::ErrorKind::Command(command) = &*error.kind else {
+        panic!("{error}")
+    };
+    assert_eq!(command.code, 2);
+    assert!(!error.contains_label("RetryableWriteError"));
+    admin
+        .run_command(doc! {"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["ping"], "closeConnection": true}})
+        .await
+        .unwrap();
+    let error = no_retry
+        .database("d")
+        .run_command(doc! {"ping": 1})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &*error.kind,
+            mongodb::error::ErrorKind::Io(_)
+                | mongodb::error::ErrorKind::ConnectionPoolCleared { .. }
+        ),
+        "{error}"
+    );
+    coll.insert_one(doc! {"_id": 2}).await.unwrap();
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn write_blocking_refuses_users_without_bypass_only_with_auth() {
+    let users = vec![
+        UserSpec {
+            user: "c2c".into(),
+            db: "admin".into(),
+            password: "sync-secret".into(),
+            roles: vec![RoleRef::new("root", "admin")],
+        },
+        UserSpec {
+            user: "app".into(),
+            db: "admin".into(),
+            password: "app-secret".into(),
+            roles: vec![RoleRef::new("readWriteAnyDatabase", "admin")],
+        },
+    ];
+    let config = TestbedConfig {
+        auth_users: users,
+        ..fast_config()
+    };
+    let testbed = Testbed::start(config).await.unwrap();
+    let sync = connect(&testbed.uri_with_auth("c2c", "sync-secret")).await;
+    let app = connect(&testbed.uri_with_auth("app", "app-secret")).await;
+    sync.database("admin")
+        .run_command(doc! {"setUserWriteBlockMode": 1, "global": true})
+        .await
+        .unwrap();
+    let error = app
+        .database("d")
+        .collection::<Document>("w")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(write_error_code(&error), 371);
+    sync.database("d")
+        .collection::<Document>("w")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let (code, _) = command_error(
+        app.database("admin")
+            .run_command(doc! {"setUserWriteBlockMode": 1, "global": false})
+            .await,
+    )
+    .await;
+    assert_eq!(code, 13);
+    sync.database("admin")
+        .run_command(doc! {"setUserWriteBlockMode": 1, "global": false})
+        .await
+        .unwrap();
+    app.database("d")
+        .collection::<Document>("w")
+        .insert_one(doc! {"_id": 2})
+        .await
+        .unwrap();
+    let wrong = connect(&testbed.uri_with_auth("app", "wrong")).await;
+    let error = wrong
+        .database("admin")
+        .run_command(doc! {"ping": 1})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &*error.kind,
+            mongodb::error::ErrorKind::Authentication { .. }
+        ),
+        "{error}"
+    );
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn write_blocking_without_auth_blocks_nothing_as_on_mongod() {
+    let (testbed, client) = start(fast_config()).await;
+    client
+        .database("admin")
+        .run_command(doc! {"setUserWriteBlockMode": 1, "global": true})
+        .await
+        .unwrap();
+    client
+        .database("d")
+        .collection::<Document>("w")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn find_cursors_die_when_their_collection_is_dropped() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("d");
+    let coll: Collection<Document> = db.collection("k");
+    coll.insert_many((0..10).map(|i| doc! {"_id": i}).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let reply = db
+        .run_command(doc! {"find": "k", "batchSize": 2})
+        .await
+        .unwrap();
+    let id = reply.get_document("cursor").unwrap().get_i64("id").unwrap();
+    coll.drop().await.unwrap();
+    let (code, message) = command_error(
+        db.run_command(doc! {"getMore": id, "collection": "k"})
+            .await,
+    )
+    .await;
+    assert_eq!(code, 175);
+    assert!(message.contains("collection dropped"));
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn idempotent_ddl_depends_on_the_wire_version() {
+    let (v6, client6) = start(TestbedConfig {
+        wire_version: c2c_testbed::WireVersion::V17,
+        ..fast_config()
+    })
+    .await;
+    let db = client6.database("d");
+    db.run_command(doc! {"create": "c"}).await.unwrap();
+    let (code, _) = command_error(db.run_command(doc! {"create": "c"}).await).await;
+    assert_eq!(code, 48);
+    let (v7, client7) = start(fast_config()).await;
+    let db = client7.database("d");
+    db.run_command(doc! {"create": "c"}).await.unwrap();
+    db.run_command(doc! {"create": "c"}).await.unwrap();
+    let (code, _) = command_error(
+        db.run_command(doc! {"create": "c", "capped": true, "size": 1000})
+            .await,
+    )
+    .await;
+    assert_eq!(code, 48);
+    v6.shutdown().await;
+    v7.shutdown().await;
+}
