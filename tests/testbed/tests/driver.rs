@@ -597,6 +597,15 @@ async fn fail_command_injects_errors_with_labels_and_closes_connections() {
         "{error}"
     );
     coll.insert_one(doc! {"_id": 2}).await.unwrap();
+    // With retryable writes on, the labelled error is retried once, transparently, and
+    // the write is applied exactly once.
+    admin
+        .run_command(doc! {"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["insert"], "errorCode": 91}})
+        .await
+        .unwrap();
+    let retrying: Collection<Document> = client.database("d").collection("f");
+    retrying.insert_one(doc! {"_id": 3}).await.unwrap();
+    assert_eq!(retrying.count_documents(doc! {}).await.unwrap(), 2);
     testbed.shutdown().await;
 }
 

@@ -72,8 +72,27 @@ pub async fn execute(server: &Arc<Server>, ctx: &mut ConnCtx, body: Document) ->
     match result {
         Ok(Some(reply)) => Outcome::Reply(decorate(server, reply)),
         Ok(None) => Outcome::Close,
-        Err(error) => Outcome::Reply(decorate(server, error_reply(&error, &facts))),
+        Err(error) => {
+            let mut reply = error_reply(&error, &facts);
+            if is_state_change_code(error.code) {
+                // mongod attaches its topology version to NotPrimary/Shutdown errors; drivers
+                // compare it with the one they monitor and ignore stale errors.
+                reply.insert(
+                    "topologyVersion",
+                    doc! {"processId": server.process_id, "counter": server.topology_counter.load(Ordering::SeqCst)},
+                );
+            }
+            Outcome::Reply(decorate(server, reply))
+        }
     }
+}
+
+/// NotPrimaryError and ShutdownError categories of `error_codes.yml`.
+fn is_state_change_code(code: i32) -> bool {
+    matches!(
+        code,
+        10107 | 13435 | 13436 | 189 | 11602 | 10058 | 91 | 11600
+    )
 }
 
 fn is_change_stream_command(name: &str, body: &Document) -> bool {
