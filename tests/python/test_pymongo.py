@@ -114,3 +114,33 @@ def test_auth_and_write_blocking(auth_testbed):
     with pytest.raises(OperationFailure) as error:
         anonymous.d.w.find_one()
     assert error.value.code == 13
+
+
+def test_unacknowledged_writes_use_more_to_come(testbed):
+    client = testbed.client(w=0)
+    client.d.w0.insert_one({"_id": 1})
+    deadline = time.time() + 5
+    checker = testbed.client()
+    while checker.d.w0.count_documents({}) != 1 and time.time() < deadline:
+        time.sleep(0.05)
+    assert checker.d.w0.count_documents({}) == 1
+    # The connection must still work: no reply was sent for the moreToCome request.
+    assert client.admin.command("ping")["ok"] == 1.0
+
+
+def test_change_stream_invalidation_and_history_lost(testbed):
+    client = testbed.client()
+    coll = client.d.inv
+    coll.insert_one({"_id": 1})
+    with coll.watch() as stream:
+        coll.drop()
+        assert stream.next()["operationType"] == "drop"
+        assert stream.next()["operationType"] == "invalidate"
+    start = client.admin.command("ping")["operationTime"]
+    client.admin.command("testbedSetOplogRetention", 1, entries=3)
+    for i in range(10):
+        client.d.lost.insert_one({"_id": i})
+    with pytest.raises(OperationFailure) as error:
+        client.watch(start_at_operation_time=start).try_next()
+    assert error.value.code == 286
+    assert "NonResumableChangeStreamError" in (error.value.details or {}).get("errorLabels", [])

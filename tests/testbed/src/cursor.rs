@@ -212,13 +212,19 @@ pub struct Cursor {
     pub lsid: Option<Bson>,
     pub last_used: Instant,
     pub no_timeout: bool,
-    /// Set while a getMore runs, so a concurrent one gets CursorInUse.
-    pub in_use: bool,
 }
 
 #[derive(Default)]
 pub struct CursorTable {
     cursors: HashMap<i64, Cursor>,
+    /// Cursors taken out by a running getMore: a concurrent one gets CursorInUse.
+    in_use: std::collections::HashSet<i64>,
+}
+
+pub enum Take {
+    Taken(Box<Cursor>),
+    InUse,
+    NotFound,
 }
 
 impl CursorTable {
@@ -233,13 +239,29 @@ impl CursorTable {
         }
     }
 
-    pub fn take(&mut self, id: i64) -> Option<Cursor> {
-        self.cursors.remove(&id)
+    /// Takes a cursor out for a getMore; `release` or `put_back` must follow.
+    pub fn take(&mut self, id: i64) -> Take {
+        if self.in_use.contains(&id) {
+            return Take::InUse;
+        }
+        match self.cursors.remove(&id) {
+            Some(cursor) => {
+                self.in_use.insert(id);
+                Take::Taken(Box::new(cursor))
+            }
+            None => Take::NotFound,
+        }
     }
 
     pub fn put_back(&mut self, id: i64, mut cursor: Cursor) {
+        self.in_use.remove(&id);
         cursor.last_used = Instant::now();
         self.cursors.insert(id, cursor);
+    }
+
+    /// Ends a taken cursor (exhausted, or its getMore failed).
+    pub fn release(&mut self, id: i64) {
+        self.in_use.remove(&id);
     }
 
     pub fn contains(&self, id: i64) -> bool {

@@ -745,3 +745,44 @@ async fn idempotent_ddl_depends_on_the_wire_version() {
     v6.shutdown().await;
     v7.shutdown().await;
 }
+
+/// pymongo ≤ 4.17 sends its first hello as a legacy OP_QUERY; mongod answers it with an
+/// OP_REPLY and refuses any other OP_QUERY command.
+#[tokio::test]
+async fn legacy_op_query_hello_gets_an_op_reply() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let testbed = Testbed::start(fast_config()).await.unwrap();
+    let mut socket = tokio::net::TcpStream::connect(testbed.host())
+        .await
+        .unwrap();
+    async fn round_trip(socket: &mut tokio::net::TcpStream, query: Document) -> (i32, Document) {
+        let mut body = Vec::new();
+        body.extend_from_slice(&0i32.to_le_bytes());
+        body.extend_from_slice(b"admin.$cmd\0");
+        body.extend_from_slice(&0i32.to_le_bytes());
+        body.extend_from_slice(&(-1i32).to_le_bytes());
+        query.to_writer(&mut body).unwrap();
+        let mut message = Vec::new();
+        message.extend_from_slice(&((16 + body.len()) as i32).to_le_bytes());
+        message.extend_from_slice(&42i32.to_le_bytes());
+        message.extend_from_slice(&0i32.to_le_bytes());
+        message.extend_from_slice(&2004i32.to_le_bytes());
+        message.extend_from_slice(&body);
+        socket.write_all(&message).await.unwrap();
+        let mut header = [0u8; 16];
+        socket.read_exact(&mut header).await.unwrap();
+        let length = i32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+        assert_eq!(i32::from_le_bytes(header[8..12].try_into().unwrap()), 42);
+        let op_code = i32::from_le_bytes(header[12..16].try_into().unwrap());
+        let mut rest = vec![0u8; length - 16];
+        socket.read_exact(&mut rest).await.unwrap();
+        (op_code, Document::from_reader(&rest[20..]).unwrap())
+    }
+    let (op_code, reply) = round_trip(&mut socket, doc! {"isMaster": 1, "helloOk": true}).await;
+    assert_eq!(op_code, 1);
+    assert!(reply.get_bool("ismaster").unwrap());
+    assert!(reply.get_bool("helloOk").unwrap());
+    let (_, refused) = round_trip(&mut socket, doc! {"find": "c"}).await;
+    assert_eq!(refused.get_i32("code").unwrap(), 352);
+    testbed.shutdown().await;
+}

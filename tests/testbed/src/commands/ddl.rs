@@ -54,7 +54,6 @@ fn cursor_reply(
             lsid: body.get("lsid").cloned(),
             last_used: Instant::now(),
             no_timeout: false,
-            in_use: false,
         })
     };
     Ok(doc! {"cursor": {"id": id, "ns": ns, "firstBatch": batch}})

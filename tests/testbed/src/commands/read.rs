@@ -12,7 +12,7 @@ use crate::aggregate::Pipeline;
 use crate::bson_cmp::{self, Key};
 use crate::catalog::{CollKind, Collection};
 use crate::changestream::{ChangeStreamCursor, Options, Scope};
-use crate::cursor::{Cursor, CursorKind, FindCursor, Scan};
+use crate::cursor::{Cursor, CursorKind, FindCursor, Scan, Take};
 use crate::error::{CmdResult, CommandError, ErrorCode};
 use crate::query::matcher::Matcher;
 use crate::query::projection::Projection;
@@ -57,7 +57,6 @@ fn reply_with_cursor(
             lsid: body.get("lsid").cloned(),
             last_used: Instant::now(),
             no_timeout: matches!(body.get("noCursorTimeout"), Some(Bson::Boolean(true))),
-            in_use: false,
         }),
         _ => 0,
     };
@@ -540,11 +539,20 @@ pub async fn get_more(server: &Arc<Server>, db: &str, body: &Document) -> CmdRes
         Some(value) => Duration::from_millis(as_count("maxTimeMS", value)?),
         None => DEFAULT_AWAIT,
     };
-    let Some(mut cursor) = server.cursors.lock().take(id) else {
-        return Err(CommandError::new(
-            ErrorCode::CursorNotFound,
-            format!("cursor id {id} not found"),
-        ));
+    let mut cursor = match server.cursors.lock().take(id) {
+        Take::Taken(cursor) => *cursor,
+        Take::InUse => {
+            return Err(CommandError::new(
+                ErrorCode::Location(143),
+                format!("Cursor id {id} is already in use"),
+            ))
+        }
+        Take::NotFound => {
+            return Err(CommandError::new(
+                ErrorCode::CursorNotFound,
+                format!("cursor id {id} not found"),
+            ))
+        }
     };
     let requested_ns = format!("{db}.{coll}");
     if cursor.ns != requested_ns {
@@ -574,7 +582,9 @@ pub async fn get_more(server: &Arc<Server>, db: &str, body: &Document) -> CmdRes
         Ok((batch, exhausted, pbrt)) => {
             let ns = cursor.ns.clone();
             let reply_id = if exhausted { 0 } else { id };
-            if !exhausted {
+            if exhausted {
+                server.cursors.lock().release(id);
+            } else {
                 server.cursors.lock().put_back(id, cursor);
             }
             let mut cursor_doc = doc! {"nextBatch": batch, "id": reply_id, "ns": ns};
@@ -584,7 +594,10 @@ pub async fn get_more(server: &Arc<Server>, db: &str, body: &Document) -> CmdRes
             Ok(doc! {"cursor": cursor_doc})
         }
         // mongod kills a cursor whose getMore failed.
-        Err(error) => Err(error),
+        Err(error) => {
+            server.cursors.lock().release(id);
+            Err(error)
+        }
     }
 }
 
