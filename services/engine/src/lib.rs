@@ -1,0 +1,28 @@
+//! c2c's sync engine: what moves data from the source cluster to the destination.
+//!
+//! - `discovery` lists the namespaces the filter selects, with options and indexes;
+//! - `indexes` turns source index specs into the ones built during sync;
+//! - `partition` splits a collection into `_id` ranges correct across mixed `_id` types;
+//! - `copy` copies one partition with bulk unordered writes, checkpointing as it goes;
+//! - `cea` reads the change stream from T0, buffers it and applies it idempotently;
+//! - `metadata` persists state and checkpoints in `__c2c_internal` on the destination;
+//! - `migration` runs the phases and owns every task it starts.
+
+#![forbid(unsafe_code)]
+
+pub mod cea;
+pub mod copy;
+pub mod discovery;
+pub mod error;
+pub mod filter;
+pub mod indexes;
+pub mod metadata;
+pub mod migration;
+pub mod namespace;
+pub mod options;
+pub mod partition;
+pub mod progress;
+pub mod retry;
+
+pub use error::{EngineError, Result, Side};
+pub use namespace::Namespace;
