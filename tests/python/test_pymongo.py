@@ -144,3 +144,30 @@ def test_change_stream_invalidation_and_history_lost(testbed):
         client.watch(start_at_operation_time=start).try_next()
     assert error.value.code == 286
     assert "NonResumableChangeStreamError" in (error.value.details or {}).get("errorLabels", [])
+
+
+def test_update_descriptions_match_mongod_logging(testbed):
+    client = testbed.client()
+    coll = client.d.ud
+    coll.insert_one({"_id": 1, "arr": [1, 2, 3], "sub": {"x": 1}, "n": 1})
+    with coll.watch(show_expanded_events=True) as stream:
+        coll.update_one({"_id": 1}, {"$push": {"arr": 4}})
+        coll.update_one({"_id": 1}, {"$pull": {"arr": 2}})
+        coll.update_one({"_id": 1}, {"$set": {"sub": {"x": 1, "y": 2}}})
+        coll.update_one({"_id": 1}, {"$inc": {"n": 1}, "$unset": {"missing": ""}})
+        coll.update_one({"_id": 1}, [{"$set": {"arr": {"$literal": [1]}, "sub.y": {"$literal": 3}}}])
+        coll.update_one({"_id": 1}, {"$set": {"a.b": 1}})
+        events = [stream.next() for _ in range(6)]
+    descriptions = [e["updateDescription"] for e in events]
+    assert descriptions[0]["updatedFields"] == {"arr.3": 4}
+    assert descriptions[1]["updatedFields"] == {"arr": [1, 3, 4]}
+    assert descriptions[2]["updatedFields"] == {"sub": {"x": 1, "y": 2}}
+    assert descriptions[3]["updatedFields"] == {"n": 2} and descriptions[3]["removedFields"] == []
+    # Pipeline updates are diffed; shrinking an array is a truncation or a whole-array
+    # update, which mongod calls an implementation detail.
+    assert descriptions[4]["truncatedArrays"] == [{"field": "arr", "newSize": 1}] \
+        or descriptions[4]["updatedFields"].get("arr") == [1]
+    assert descriptions[4]["updatedFields"].get("sub.y") == 3 \
+        or descriptions[4]["updatedFields"].get("sub") == {"x": 1, "y": 3}
+    assert descriptions[5]["updatedFields"] == {"a": {"b": 1}}
+    assert all("disambiguatedPaths" in d for d in descriptions)
