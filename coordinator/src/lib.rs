@@ -1,1 +1,30 @@
-//! (being written)
+//! c2c's coordinator: mongosync's REST API, the migration state machine, `/progress`,
+//! and the `c2c run` configuration.
+//!
+//! - `api`: axum router, request bodies, error responses, the progress document;
+//! - `start_options`: `/start` validation into the engine's `StartRequest`/`SyncOptions`;
+//! - `state`: mongosync's states and allowed transitions; `coordinator` applies them;
+//! - `driver`: the boundary to the engine (`EngineDriver`); `testing`: a fake for tests;
+//! - `cli`, `config`, `logging`, `redact`, `server`: the `c2c run` process.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod coordinator;
+pub mod driver;
+pub mod engine_driver;
+pub mod logging;
+pub mod redact;
+pub mod rest_client;
+pub mod server;
+pub mod start_options;
+pub mod state;
+pub mod testing;
+
+pub use api::router;
+pub use config::RunConfig;
+pub use coordinator::{Coordinator, CoordinatorSettings};
+pub use driver::{BoxFuture, EngineDriver};
+pub use server::{bind, serve};

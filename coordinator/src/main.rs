@@ -1,1 +1,77 @@
-fn main() {}
+//! The `c2c` binary: parses the command line and runs the chosen mode.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use c2c_coordinator::cli::{Cli, Command, RunArgs};
+
+mod demo;
+use c2c_coordinator::{bind, engine_driver, logging, serve, RunConfig};
+use clap::Parser;
+use tracing::{error, info};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // Logged (for the log file) and printed (the logger may not be up yet).
+            error!(error = format!("{failure:#}"), "c2c stopped");
+            eprintln!("c2c: {failure:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = RunConfig::resolve(&args)?;
+    logging::init(config.log_path.as_deref(), config.verbosity)?;
+    info!(options = ?config, pid = std::process::id(), "c2c options");
+    let listener = bind(&config).await.with_context(|| {
+        format!(
+            "cannot listen on {}:{} (--bind/--port)",
+            config.bind, config.port
+        )
+    })?;
+    let driver = engine_driver::connect(&config)
+        .await
+        .context("cannot connect to the clusters")?;
+    serve(&config, driver, listener, shutdown_signal())
+        .await
+        .context("REST API server failed")?;
+    info!("c2c stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop serving; the engine's checkpoints let `/start` continue later.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("Ctrl-C received, stopping"),
+        () = terminate => info!("SIGTERM received, stopping"),
+    }
+}

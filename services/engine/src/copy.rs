@@ -1,1 +1,296 @@
-//! (being written)
+//! Copying one `_id` partition from the source to the destination.
+//!
+//! Reads use index bounds (`hint {_id: 1}` + `min`/`max`), which follow the canonical
+//! BSON order across types; `$gt`/`$lt` would bracket by type and silently skip `_id`s of
+//! other types. Reading the next batch overlaps with writing the current one, so at most
+//! two batches (plus the driver's cursor buffer) are in memory per partition.
+//!
+//! Resume: after each batch is durably written (write concern majority), the partition's
+//! last `_id` is checkpointed. A restart reads again from `min: {_id: last}` (inclusive)
+//! and drops the first document if it is `last` itself, so nothing is copied twice. A
+//! batch that was partly written before a crash or a retried network error gives
+//! duplicate-key errors on its already written documents: those are expected and skipped
+//! (the change stream later brings every document to its latest state anyway).
+
+use bson::{doc, Bson, RawDocumentBuf};
+use mongodb::error::{Error, ErrorKind};
+use mongodb::options::{CollectionOptions, Hint, ReadConcern, WriteConcern};
+use mongodb::{Client, Collection, Cursor};
+use tokio_util::sync::CancellationToken;
+
+use crate::bson_order;
+use crate::error::{EngineError, Result};
+use crate::metadata::{Metadata, PartitionRecord};
+use crate::progress::Progress;
+use crate::retry::retry;
+
+/// A written batch stops at this many bytes (the server's own batch and document limit).
+const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// … or at this many documents, so small documents still checkpoint regularly.
+const BATCH_DOCUMENTS: usize = 10_000;
+/// `DuplicateKey`.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// What one `copy_partition` call copied (the partition's running totals, including
+/// earlier runs, are in its metadata record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+/// Copies one partition, resuming after `partition.last`; see the module docs.
+pub async fn copy_partition(
+    source: &Client,
+    destination: &Client,
+    metadata: &Metadata,
+    partition: &PartitionRecord,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<CopyStats> {
+    let mut stats = CopyStats::default();
+    if partition.done {
+        return Ok(stats);
+    }
+    let read_options = CollectionOptions::builder()
+        .read_concern(ReadConcern::majority())
+        .build();
+    let write_options = CollectionOptions::builder()
+        .write_concern(WriteConcern::majority())
+        .build();
+    let target = destination
+        .database(&partition.ns.db)
+        .collection_with_options::<RawDocumentBuf>(&partition.ns.coll, write_options);
+    let mut reader = Reader {
+        collection: source
+            .database(&partition.ns.db)
+            .collection_with_options(&partition.ns.coll, read_options),
+        min: partition.min.clone(),
+        max: partition.max.clone(),
+        after: partition.last.clone(),
+        cursor: None,
+        skip_equal_to_after: false,
+        pending: Batch::default(),
+        carry: None,
+        exhausted: false,
+        in_fill: false,
+    };
+    let (mut documents, mut bytes) = (partition.documents, partition.bytes);
+
+    let mut current = cancellable(cancel, reader.next_batch()).await??;
+    while let Some(batch) = current {
+        // Write this batch while reading the next one.
+        let (written, next) = cancellable(cancel, async {
+            tokio::join!(write_batch(&target, &batch), reader.next_batch())
+        })
+        .await?;
+        written?;
+        let count = batch.documents.len() as u64;
+        progress.add_copied(count, batch.bytes);
+        stats.documents += count;
+        stats.bytes += batch.bytes;
+        documents += count;
+        bytes += batch.bytes;
+        if let Some(last) = &batch.last {
+            cancellable(
+                cancel,
+                metadata.checkpoint_partition(&partition.id, last, documents, bytes, false),
+            )
+            .await??;
+        }
+        current = next?;
+    }
+    cancellable(
+        cancel,
+        metadata.finish_partition(&partition.id, documents, bytes),
+    )
+    .await??;
+    tracing::debug!(partition = %partition.id, documents = stats.documents, bytes = stats.bytes, "partition copied");
+    Ok(stats)
+}
+
+/// Runs `work` unless `cancel` fires first (then the work is dropped mid-flight, which is
+/// safe: anything it wrote past the last checkpoint is skipped as a duplicate on resume).
+async fn cancellable<T>(
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(EngineError::Cancelled),
+        out = work => Ok(out),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    documents: Vec<RawDocumentBuf>,
+    bytes: u64,
+    /// `_id` of the last document in the batch.
+    last: Option<Bson>,
+}
+
+/// The source side: an `_id`-bounded cursor that reopens after the last `_id` it handed
+/// out when a read fails, so a retried read neither loses nor repeats documents.
+struct Reader {
+    collection: Collection<RawDocumentBuf>,
+    min: Option<Bson>,
+    max: Option<Bson>,
+    /// The last `_id` read (initially the checkpoint): a reopened cursor starts there.
+    after: Option<Bson>,
+    cursor: Option<Cursor<RawDocumentBuf>>,
+    skip_equal_to_after: bool,
+    /// The batch being filled; survives a failed read so a retry continues it.
+    pending: Batch,
+    /// A document that did not fit in the previous batch.
+    carry: Option<(RawDocumentBuf, Bson)>,
+    exhausted: bool,
+    /// Set while `fill` runs: still set on entry means the last attempt was dropped
+    /// (call timeout) mid-read, and its cursor must not be trusted.
+    in_fill: bool,
+}
+
+impl Reader {
+    /// The next batch, or None when the range is exhausted.
+    async fn next_batch(&mut self) -> Result<Option<Batch>> {
+        if self.exhausted && self.carry.is_none() {
+            return Ok(None);
+        }
+        let state = tokio::sync::Mutex::new(&mut *self);
+        retry("read partition", || async {
+            state.lock().await.fill().await
+        })
+        .await
+        .map_err(EngineError::source)?;
+        let batch = std::mem::take(&mut self.pending);
+        Ok((!batch.documents.is_empty()).then_some(batch))
+    }
+
+    /// Adds documents to `pending` until it is full or the range ends. On error the
+    /// cursor is dropped; the next call reopens it after the last `_id` taken.
+    async fn fill(&mut self) -> Result<(), Error> {
+        if std::mem::replace(&mut self.in_fill, true) {
+            self.cursor = None;
+        }
+        if let Some((document, id)) = self.carry.take() {
+            self.push(document, id);
+        }
+        while !self.exhausted && !self.full() {
+            if self.cursor.is_none() {
+                self.cursor = Some(self.open().await?);
+                self.skip_equal_to_after = self.after.is_some();
+            }
+            let Some(cursor) = self.cursor.as_mut() else {
+                continue;
+            };
+            let advanced = cursor.advance().await;
+            let document = match advanced {
+                Ok(true) => cursor.current().to_raw_document_buf(),
+                Ok(false) => {
+                    self.exhausted = true;
+                    self.cursor = None;
+                    break;
+                }
+                Err(error) => {
+                    self.cursor = None;
+                    return Err(error);
+                }
+            };
+            let id = document_id(&document)?;
+            if std::mem::take(&mut self.skip_equal_to_after)
+                && self
+                    .after
+                    .as_ref()
+                    .is_some_and(|after| bson_order::equal(after, &id))
+            {
+                continue;
+            }
+            let size = document.as_bytes().len() as u64;
+            self.after = Some(id.clone());
+            if !self.pending.documents.is_empty() && self.pending.bytes + size > BATCH_BYTES {
+                self.carry = Some((document, id));
+                break;
+            }
+            self.push(document, id);
+        }
+        self.in_fill = false;
+        Ok(())
+    }
+
+    fn full(&self) -> bool {
+        self.carry.is_some()
+            || self.pending.documents.len() >= BATCH_DOCUMENTS
+            || self.pending.bytes >= BATCH_BYTES
+    }
+
+    fn push(&mut self, document: RawDocumentBuf, id: Bson) {
+        self.pending.bytes += document.as_bytes().len() as u64;
+        self.pending.documents.push(document);
+        self.pending.last = Some(id);
+    }
+
+    /// Owns what it needs, so the copy future stays `Send` (the orchestrator spawns it).
+    fn open(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Cursor<RawDocumentBuf>, Error>> + Send + 'static
+    {
+        let collection = self.collection.clone();
+        // Resuming: from the last `_id` taken (inclusive; it is skipped in `fill`).
+        let min = self.after.clone().or_else(|| self.min.clone());
+        let max = self.max.clone();
+        async move {
+            let mut find = collection
+                .find(doc! {})
+                .hint(Hint::Keys(doc! {"_id": 1}))
+                .sort(doc! {"_id": 1})
+                .batch_size(BATCH_DOCUMENTS as u32);
+            if let Some(min) = min {
+                find = find.min(doc! {"_id": min});
+            }
+            if let Some(max) = max {
+                find = find.max(doc! {"_id": max});
+            }
+            find.await
+        }
+    }
+}
+
+fn document_id(document: &RawDocumentBuf) -> Result<Bson, Error> {
+    let id = document
+        .get("_id")
+        .map_err(|e| Error::custom(format!("unreadable source document: {e}")))?
+        .ok_or_else(|| Error::custom("source document without _id".to_string()))?;
+    Bson::try_from(id).map_err(|e| Error::custom(format!("unreadable source _id: {e}")))
+}
+
+/// Unordered bulk insert; duplicate keys (documents an earlier attempt already wrote) are
+/// fine, any other write error or a write-concern error fails the batch.
+async fn write_batch(target: &Collection<RawDocumentBuf>, batch: &Batch) -> Result<()> {
+    retry("insert batch", || async {
+        match target
+            .insert_many(&batch.documents)
+            .ordered(false)
+            .bypass_document_validation(true)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if only_duplicate_keys(&error) => Ok(()),
+            Err(error) => Err(error),
+        }
+    })
+    .await
+    .map_err(EngineError::destination)
+}
+
+fn only_duplicate_keys(error: &Error) -> bool {
+    match &*error.kind {
+        ErrorKind::InsertMany(failure) => {
+            failure.write_concern_error.is_none()
+                && failure
+                    .write_errors
+                    .as_ref()
+                    .is_some_and(|errors| errors.iter().all(|e| e.code == DUPLICATE_KEY))
+        }
+        _ => false,
+    }
+}

@@ -50,11 +50,17 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn source(error: mongodb::error::Error) -> EngineError {
-        EngineError::Mongo { side: Side::Source, source: error }
+        EngineError::Mongo {
+            side: Side::Source,
+            source: error,
+        }
     }
 
     pub fn destination(error: mongodb::error::Error) -> EngineError {
-        EngineError::Mongo { side: Side::Destination, source: error }
+        EngineError::Mongo {
+            side: Side::Destination,
+            source: error,
+        }
     }
 }
 

@@ -31,14 +31,31 @@ pub struct RegexSpec {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilterError {
-    #[error("filter entry {index} of {list}: exactly one of 'database' and 'databaseRegex' is required")]
+    #[error(
+        "filter entry {index} of {list}: exactly one of 'database' and 'databaseRegex' is required"
+    )]
     DatabaseRequired { list: &'static str, index: usize },
     #[error("filter entry {index} of {list}: invalid regex {pattern:?}: {reason}")]
-    InvalidRegex { list: &'static str, index: usize, pattern: String, reason: String },
-    #[error("filter entry {index} of {list}: unsupported regex option '{option}' (use i, m, s or x)")]
-    InvalidRegexOption { list: &'static str, index: usize, option: char },
+    InvalidRegex {
+        list: &'static str,
+        index: usize,
+        pattern: String,
+        reason: String,
+    },
+    #[error(
+        "filter entry {index} of {list}: unsupported regex option '{option}' (use i, m, s or x)"
+    )]
+    InvalidRegexOption {
+        list: &'static str,
+        index: usize,
+        option: char,
+    },
     #[error("filter entry {index} of {list}: {reason}")]
-    Invalid { list: &'static str, index: usize, reason: String },
+    Invalid {
+        list: &'static str,
+        index: usize,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -62,10 +79,21 @@ pub struct NamespaceFilter {
 }
 
 impl NamespaceFilter {
-    pub fn compile(include: &[FilterSpec], exclude: &[FilterSpec]) -> Result<NamespaceFilter, FilterError> {
+    pub fn compile(
+        include: &[FilterSpec],
+        exclude: &[FilterSpec],
+    ) -> Result<NamespaceFilter, FilterError> {
         Ok(NamespaceFilter {
-            include: include.iter().enumerate().map(|(i, s)| compile_entry("includeNamespaces", i, s)).collect::<Result<_, _>>()?,
-            exclude: exclude.iter().enumerate().map(|(i, s)| compile_entry("excludeNamespaces", i, s)).collect::<Result<_, _>>()?,
+            include: include
+                .iter()
+                .enumerate()
+                .map(|(i, s)| compile_entry("includeNamespaces", i, s))
+                .collect::<Result<_, _>>()?,
+            exclude: exclude
+                .iter()
+                .enumerate()
+                .map(|(i, s)| compile_entry("excludeNamespaces", i, s))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -87,7 +115,9 @@ impl NamespaceFilter {
     /// condition mongosync sets for renames into a database and for `$out`).
     pub fn includes_whole_database(&self, db: &str) -> bool {
         let included = self.include.is_empty()
-            || self.include.iter().any(|e| e.database.matches(db) && e.collections.is_none() && e.collections_regex.is_none());
+            || self.include.iter().any(|e| {
+                e.database.matches(db) && e.collections.is_none() && e.collections_regex.is_none()
+            });
         included && !self.exclude.iter().any(|e| e.database.matches(db))
     }
 }
@@ -109,18 +139,26 @@ impl Entry {
         match (&self.collections, &self.collections_regex) {
             (None, None) => true,
             (names, regex) => {
-                names.as_ref().is_some_and(|n| n.iter().any(|c| *c == ns.coll))
+                names.as_ref().is_some_and(|n| n.contains(&ns.coll))
                     || regex.as_ref().is_some_and(|r| r.is_match(&ns.coll))
             }
         }
     }
 }
 
-fn compile_entry(list: &'static str, index: usize, spec: &FilterSpec) -> Result<Entry, FilterError> {
+fn compile_entry(
+    list: &'static str,
+    index: usize,
+    spec: &FilterSpec,
+) -> Result<Entry, FilterError> {
     let database = match (&spec.database, &spec.database_regex) {
         (Some(name), None) => {
             if name.is_empty() || name.contains('.') {
-                return Err(FilterError::Invalid { list, index, reason: format!("invalid database name {name:?}") });
+                return Err(FilterError::Invalid {
+                    list,
+                    index,
+                    reason: format!("invalid database name {name:?}"),
+                });
             }
             DbMatch::Name(name.clone())
         }
@@ -129,11 +167,23 @@ fn compile_entry(list: &'static str, index: usize, spec: &FilterSpec) -> Result<
     };
     if let Some(collections) = &spec.collections {
         if collections.iter().any(|c| c.is_empty()) {
-            return Err(FilterError::Invalid { list, index, reason: "collection names must not be empty".into() });
+            return Err(FilterError::Invalid {
+                list,
+                index,
+                reason: "collection names must not be empty".into(),
+            });
         }
     }
-    let collections_regex = spec.collections_regex.as_ref().map(|r| compile_regex(list, index, r)).transpose()?;
-    Ok(Entry { database, collections: spec.collections.clone(), collections_regex })
+    let collections_regex = spec
+        .collections_regex
+        .as_ref()
+        .map(|r| compile_regex(list, index, r))
+        .transpose()?;
+    Ok(Entry {
+        database,
+        collections: spec.collections.clone(),
+        collections_regex,
+    })
 }
 
 fn compile_regex(list: &'static str, index: usize, spec: &RegexSpec) -> Result<Regex, FilterError> {
@@ -144,12 +194,21 @@ fn compile_regex(list: &'static str, index: usize, spec: &RegexSpec) -> Result<R
             'm' => builder.multi_line(true),
             's' => builder.dot_matches_new_line(true),
             'x' => builder.ignore_whitespace(true),
-            other => return Err(FilterError::InvalidRegexOption { list, index, option: other }),
+            other => {
+                return Err(FilterError::InvalidRegexOption {
+                    list,
+                    index,
+                    option: other,
+                })
+            }
         };
     }
-    builder
-        .build()
-        .map_err(|error| FilterError::InvalidRegex { list, index, pattern: spec.pattern.clone(), reason: error.to_string() })
+    builder.build().map_err(|error| FilterError::InvalidRegex {
+        list,
+        index,
+        pattern: spec.pattern.clone(),
+        reason: error.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -175,7 +234,7 @@ mod tests {
         assert!(filter.matches(&Namespace::new("marketing", "leads")));
         assert!(!filter.matches(&Namespace::new("marketing", "secret")));
         assert!(!filter.matches(&Namespace::new("other", "x")));
-        assert!(filter.includes_whole_database("marketing") == false);
+        assert!(!filter.includes_whole_database("marketing"));
     }
 
     #[test]
@@ -189,13 +248,22 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused() {
-        assert!(matches!(NamespaceFilter::compile(&[spec(r#"{"collections":["a"]}"#)], &[]), Err(FilterError::DatabaseRequired { .. })));
         assert!(matches!(
-            NamespaceFilter::compile(&[spec(r#"{"databaseRegex":{"pattern":"(","options":""}}"#)], &[]),
+            NamespaceFilter::compile(&[spec(r#"{"collections":["a"]}"#)], &[]),
+            Err(FilterError::DatabaseRequired { .. })
+        ));
+        assert!(matches!(
+            NamespaceFilter::compile(
+                &[spec(r#"{"databaseRegex":{"pattern":"(","options":""}}"#)],
+                &[]
+            ),
             Err(FilterError::InvalidRegex { .. })
         ));
         assert!(matches!(
-            NamespaceFilter::compile(&[spec(r#"{"databaseRegex":{"pattern":"a","options":"q"}}"#)], &[]),
+            NamespaceFilter::compile(
+                &[spec(r#"{"databaseRegex":{"pattern":"a","options":"q"}}"#)],
+                &[]
+            ),
             Err(FilterError::InvalidRegexOption { .. })
         ));
         assert!(serde_json::from_str::<FilterSpec>(r#"{"database":"a","bogus":1}"#).is_err());

@@ -10,7 +10,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bson_order;
 pub mod cea;
+pub mod compare;
 pub mod copy;
 pub mod discovery;
 pub mod error;

@@ -160,16 +160,23 @@ impl Metadata {
     }
 
     pub async fn load_state(&self) -> Result<Option<MigrationState>> {
-        let found = retry("load migration state", || self.state.find_one(doc! {"_id": "migration"}))
-            .await
-            .map_err(EngineError::destination)?;
-        let Some(mut document) = found else { return Ok(None) };
+        let found = retry("load migration state", || {
+            self.state.find_one(doc! {"_id": "migration"})
+        })
+        .await
+        .map_err(EngineError::destination)?;
+        let Some(mut document) = found else {
+            return Ok(None);
+        };
         document.remove("_id");
-        bson::from_document(document).map(Some).map_err(|e| EngineError::Metadata(format!("migration state: {e}")))
+        bson::from_document(document)
+            .map(Some)
+            .map_err(|e| EngineError::Metadata(format!("migration state: {e}")))
     }
 
     pub async fn save_state(&self, state: &MigrationState) -> Result<()> {
-        let mut document = bson::to_document(state).map_err(|e| EngineError::Metadata(e.to_string()))?;
+        let mut document =
+            bson::to_document(state).map_err(|e| EngineError::Metadata(e.to_string()))?;
         document.insert("_id", "migration");
         let document = &document;
         retry("save migration state", || {
@@ -186,7 +193,10 @@ impl Metadata {
         let phase = bson::to_bson(&phase).map_err(|e| EngineError::Metadata(e.to_string()))?;
         let phase = &phase;
         retry("save migration phase", || {
-            self.state.update_one(doc! {"_id": "migration"}, doc! {"$set": {"phase": phase.clone()}})
+            self.state.update_one(
+                doc! {"_id": "migration"},
+                doc! {"$set": {"phase": phase.clone()}},
+            )
         })
         .await
         .map_err(EngineError::destination)?;
@@ -194,7 +204,8 @@ impl Metadata {
     }
 
     pub async fn save_namespace(&self, record: &NamespaceRecord) -> Result<()> {
-        let mut document = bson::to_document(record).map_err(|e| EngineError::Metadata(e.to_string()))?;
+        let mut document =
+            bson::to_document(record).map_err(|e| EngineError::Metadata(e.to_string()))?;
         let id = record.ns.to_string();
         document.insert("_id", id.clone());
         let (id, document) = (&id, &document);
@@ -211,15 +222,22 @@ impl Metadata {
     pub async fn delete_namespace(&self, ns: &Namespace) -> Result<()> {
         let id = ns.to_string();
         let id = &id;
-        retry("delete namespace", || self.namespaces.delete_one(doc! {"_id": id.clone()}))
-            .await
-            .map_err(EngineError::destination)?;
+        retry("delete namespace", || {
+            self.namespaces.delete_one(doc! {"_id": id.clone()})
+        })
+        .await
+        .map_err(EngineError::destination)?;
         Ok(())
     }
 
     pub async fn load_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
         let documents: Vec<Document> = retry("load namespaces", || async {
-            self.namespaces.find(doc! {}).sort(doc! {"_id": 1}).await?.try_collect().await
+            self.namespaces
+                .find(doc! {})
+                .sort(doc! {"_id": 1})
+                .await?
+                .try_collect()
+                .await
         })
         .await
         .map_err(EngineError::destination)?;
@@ -227,7 +245,8 @@ impl Metadata {
             .into_iter()
             .map(|mut document| {
                 document.remove("_id");
-                bson::from_document(document).map_err(|e| EngineError::Metadata(format!("namespace record: {e}")))
+                bson::from_document(document)
+                    .map_err(|e| EngineError::Metadata(format!("namespace record: {e}")))
             })
             .collect()
     }
@@ -247,44 +266,82 @@ impl Metadata {
         Ok(())
     }
 
+    /// Forgets every partition (re-planning before any copy started).
+    pub async fn clear_partitions(&self) -> Result<()> {
+        retry("clear partitions", || self.partitions.delete_many(doc! {}))
+            .await
+            .map_err(EngineError::destination)?;
+        Ok(())
+    }
+
     pub async fn load_partitions(&self) -> Result<Vec<PartitionRecord>> {
         let documents: Vec<Document> = retry("load partitions", || async {
-            self.partitions.find(doc! {}).sort(doc! {"_id": 1}).await?.try_collect().await
+            self.partitions
+                .find(doc! {})
+                .sort(doc! {"_id": 1})
+                .await?
+                .try_collect()
+                .await
         })
         .await
         .map_err(EngineError::destination)?;
-        documents.iter().map(PartitionRecord::from_document).collect()
+        documents
+            .iter()
+            .map(PartitionRecord::from_document)
+            .collect()
     }
 
     /// Records progress inside a partition (after a batch is durably written).
-    pub async fn checkpoint_partition(&self, id: &str, last: &Bson, documents: u64, bytes: u64, done: bool) -> Result<()> {
+    pub async fn checkpoint_partition(
+        &self,
+        id: &str,
+        last: &Bson,
+        documents: u64,
+        bytes: u64,
+        done: bool,
+    ) -> Result<()> {
         let update = doc! {"$set": {"last": {"v": last.clone()}, "done": done, "documents": documents as i64, "bytes": bytes as i64}};
         let update = &update;
-        retry("checkpoint partition", || self.partitions.update_one(doc! {"_id": id}, update.clone()))
-            .await
-            .map_err(EngineError::destination)?;
+        retry("checkpoint partition", || {
+            self.partitions.update_one(doc! {"_id": id}, update.clone())
+        })
+        .await
+        .map_err(EngineError::destination)?;
         Ok(())
     }
 
     pub async fn finish_partition(&self, id: &str, documents: u64, bytes: u64) -> Result<()> {
-        let update = doc! {"$set": {"done": true, "documents": documents as i64, "bytes": bytes as i64}};
+        let update =
+            doc! {"$set": {"done": true, "documents": documents as i64, "bytes": bytes as i64}};
         let update = &update;
-        retry("finish partition", || self.partitions.update_one(doc! {"_id": id}, update.clone()))
-            .await
-            .map_err(EngineError::destination)?;
+        retry("finish partition", || {
+            self.partitions.update_one(doc! {"_id": id}, update.clone())
+        })
+        .await
+        .map_err(EngineError::destination)?;
         Ok(())
     }
 
     pub async fn load_cea_checkpoint(&self) -> Result<Option<CeaCheckpoint>> {
-        let found = retry("load change-event checkpoint", || self.checkpoints.find_one(doc! {"_id": "cea"}))
-            .await
-            .map_err(EngineError::destination)?;
-        let Some(document) = found else { return Ok(None) };
-        let token = document.get_document("token").map_err(|_| EngineError::Metadata("cea checkpoint token".into()))?.clone();
+        let found = retry("load change-event checkpoint", || {
+            self.checkpoints.find_one(doc! {"_id": "cea"})
+        })
+        .await
+        .map_err(EngineError::destination)?;
+        let Some(document) = found else {
+            return Ok(None);
+        };
+        let token = document
+            .get_document("token")
+            .map_err(|_| EngineError::Metadata("cea checkpoint token".into()))?
+            .clone();
         let cluster_time = document
             .get_timestamp("clusterTime")
             .map_err(|_| EngineError::Metadata("cea checkpoint clusterTime".into()))?;
-        Ok(Some(CeaCheckpoint { token, cluster_time }))
+        Ok(Some(CeaCheckpoint {
+            token,
+            cluster_time,
+        }))
     }
 
     pub async fn save_cea_checkpoint(&self, checkpoint: &CeaCheckpoint) -> Result<()> {

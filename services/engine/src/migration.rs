@@ -1,1 +1,541 @@
-//! (being written)
+//! The migration: plans once, then runs its phases as owned tasks.
+//!
+//! ```text
+//! start ──► plan (discover, check destination, T0, namespaces, partitions; persisted)
+//!             │
+//!             ▼
+//!   ┌─ reader: change stream from T0 (or the checkpoint) ──► spill ─┐
+//!   │  copy: partitions in parallel (loadLevel), checkpointed        │   Copying
+//!   │  then: indexes (afterDataCopy), phase := Applying              │
+//!   └─ applier: drains the spill (copy drain), then steady state ◄──┘   Applying
+//! ```
+//!
+//! Everything is persisted in `__c2c_internal`, so a restart with the same request
+//! continues: finished partitions are skipped, unfinished ones resume after their last
+//! `_id`, and the stream restarts after the last applied event (or at T0). Pause cancels
+//! the run's tasks (each stops within a second, after its last checkpoint) and resume
+//! starts them again from those checkpoints.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bson::{doc, Timestamp};
+use futures::stream::{self, StreamExt};
+use mongodb::Client;
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cea::apply::{Applier, ApplierOptions};
+use crate::cea::reader::{Reader, StartAt};
+use crate::cea::spill::{Spill, SpillConfig};
+use crate::copy::copy_partition;
+use crate::discovery::{self, SourceNamespace};
+use crate::error::{EngineError, Result};
+use crate::indexes;
+use crate::metadata::{Metadata, MigrationState, NamespaceKind, NamespaceRecord, PersistedPhase};
+use crate::options::{StartRequest, SyncOptions};
+use crate::partition;
+use crate::progress::{Phase, Progress};
+use crate::retry::retry;
+
+/// Partitions aim at this many bytes each.
+pub const PARTITION_TARGET_BYTES: u64 = 64 * 1024 * 1024;
+/// How often both clusters are pinged for `pingLatencyMs` (mongosync: 30 s).
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Bound on how long pause waits for the tasks to reach a checkpoint.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The two clusters, connected, with the `host:port` lists from their URIs.
+#[derive(Clone)]
+pub struct Clusters {
+    pub source: Client,
+    pub destination: Client,
+    pub source_hosts: Vec<String>,
+    pub destination_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where change events buffered during the copy spill to disk.
+    pub spill_dir: PathBuf,
+    pub partition_target_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            spill_dir: std::env::temp_dir().join(format!("c2c-spill-{}", std::process::id())),
+            partition_target_bytes: PARTITION_TARGET_BYTES,
+        }
+    }
+}
+
+struct RunHandle {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+pub struct Migration {
+    clusters: Clusters,
+    options: SyncOptions,
+    config: EngineConfig,
+    metadata: Metadata,
+    progress: Arc<Progress>,
+    run: Mutex<Option<RunHandle>>,
+}
+
+impl Migration {
+    /// Plans a new migration (or checks that a persisted one has the same request) and
+    /// starts running it.
+    pub async fn start(
+        clusters: Clusters,
+        request: StartRequest,
+        options: SyncOptions,
+        config: EngineConfig,
+    ) -> Result<Arc<Migration>> {
+        let metadata = Metadata::new(&clusters.destination);
+        let progress = Arc::new(Progress::default());
+        progress.set_phase(Phase::Initializing);
+        let cancel = CancellationToken::new();
+        let mut prepared = None;
+        match metadata.load_state().await? {
+            Some(state) => check_same_migration(&state, &request, &clusters)?,
+            None => {
+                let namespaces = discovery::discover(&clusters.source, &options.filter).await?;
+                discovery::check_destination(&clusters.destination, &namespaces).await?;
+                let t0 = take_t0(&clusters.source).await?;
+                // The stream opens at T0 before anything slow happens on the destination,
+                // so a busy source cannot roll its oplog past T0 while we set up.
+                let reader = start_reader(
+                    &clusters,
+                    &options,
+                    &config,
+                    &progress,
+                    StartAt::OperationTime(t0),
+                    &cancel,
+                )?;
+                let state = MigrationState {
+                    request: request.clone(),
+                    t0,
+                    phase: PersistedPhase::Planning,
+                    source_hosts: clusters.source_hosts.clone(),
+                    destination_hosts: clusters.destination_hosts.clone(),
+                    estimated_total_bytes: namespaces.iter().map(|n| n.estimated_bytes).sum(),
+                };
+                if let Err(error) = metadata.save_state(&state).await {
+                    cancel.cancel();
+                    return Err(error);
+                }
+                prepared = Some((reader, namespaces));
+            }
+        }
+        let migration = Arc::new(Migration {
+            clusters,
+            options,
+            config,
+            metadata,
+            progress,
+            run: Mutex::new(None),
+        });
+        migration.spawn_run(cancel, prepared);
+        Ok(migration)
+    }
+
+    /// The persisted request of a migration on this destination, if any.
+    pub async fn persisted_request(destination: &Client) -> Result<Option<StartRequest>> {
+        Ok(Metadata::new(destination)
+            .load_state()
+            .await?
+            .map(|state| state.request))
+    }
+
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// Stops reading and writing (within a second for each task), keeping checkpoints.
+    pub async fn pause(&self) -> Result<()> {
+        let handle = self.run.lock().take();
+        if let Some(handle) = handle {
+            handle.cancel.cancel();
+            let _ = tokio::time::timeout(STOP_TIMEOUT, handle.task).await;
+        }
+        self.progress.set_phase(Phase::Paused);
+        Ok(())
+    }
+
+    /// Continues from the checkpoints.
+    pub async fn resume(self: &Arc<Self>) -> Result<()> {
+        if self.run.lock().is_some() {
+            return Ok(());
+        }
+        self.spawn_run(CancellationToken::new(), None);
+        Ok(())
+    }
+
+    /// Stops everything (process shutdown).
+    pub async fn shutdown(&self) {
+        let _ = self.pause().await;
+    }
+
+    fn spawn_run(
+        self: &Arc<Self>,
+        cancel: CancellationToken,
+        prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
+    ) {
+        let migration = self.clone();
+        let token = cancel.clone();
+        let task = tokio::spawn(async move {
+            let outcome = migration.clone().run_phases(token.clone(), prepared).await;
+            match outcome {
+                Ok(()) | Err(EngineError::Cancelled) => {}
+                Err(error) => {
+                    tracing::error!(error = %error, "migration failed");
+                    *migration.progress.failure.lock() = Some(error.to_string());
+                    migration.progress.set_phase(Phase::Failed);
+                    token.cancel();
+                }
+            }
+        });
+        *self.run.lock() = Some(RunHandle { cancel, task });
+    }
+
+    async fn run_phases(
+        self: Arc<Self>,
+        cancel: CancellationToken,
+        prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
+    ) -> Result<()> {
+        let pinger = tokio::spawn(ping_loop(
+            self.clusters.clone(),
+            self.progress.clone(),
+            cancel.clone(),
+        ));
+        let outcome = self.run_with_stream(cancel.clone(), prepared).await;
+        cancel.cancel();
+        let _ = pinger.await;
+        outcome
+    }
+
+    async fn run_with_stream(
+        &self,
+        cancel: CancellationToken,
+        prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
+    ) -> Result<()> {
+        let (reader, discovered) = match prepared {
+            Some((reader, namespaces)) => (reader, Some(namespaces)),
+            None => {
+                let state = self.load_state().await?;
+                let start = match self.metadata.load_cea_checkpoint().await? {
+                    Some(checkpoint) => StartAt::After(checkpoint.token),
+                    None => StartAt::OperationTime(state.t0),
+                };
+                (
+                    start_reader(
+                        &self.clusters,
+                        &self.options,
+                        &self.config,
+                        &self.progress,
+                        start,
+                        &cancel,
+                    )?,
+                    None,
+                )
+            }
+        };
+        let StartedReader {
+            spill,
+            task: mut reader_task,
+        } = reader;
+        let work = async {
+            let state = self.load_state().await?;
+            self.progress
+                .estimated_total_bytes
+                .store(state.estimated_total_bytes.max(1), Ordering::Relaxed);
+            if state.phase == PersistedPhase::Planning {
+                let namespaces = match discovered {
+                    Some(namespaces) => namespaces,
+                    None => {
+                        discovery::discover(&self.clusters.source, &self.options.filter).await?
+                    }
+                };
+                set_up_destination(
+                    &self.clusters,
+                    &self.metadata,
+                    &self.options,
+                    &self.config,
+                    &namespaces,
+                )
+                .await?;
+                self.metadata.set_phase(PersistedPhase::Copying).await?;
+            }
+            if state.phase != PersistedPhase::Applying {
+                self.progress.set_phase(Phase::CollectionCopy);
+                self.copy_all(&cancel).await?;
+                if self.options.build_indexes.after_copy() {
+                    self.build_all_indexes().await?;
+                }
+                self.metadata.set_phase(PersistedPhase::Applying).await?;
+            }
+            self.progress.copy_done.store(true, Ordering::Relaxed);
+            self.progress.set_phase(Phase::CopyDrain);
+            let applier = Applier::new(
+                self.clusters.source.clone(),
+                self.clusters.destination.clone(),
+                self.options.filter.clone(),
+                spill.clone(),
+                self.progress.clone(),
+                ApplierOptions {
+                    load_level: self.options.load_level,
+                    build_indexes: self.options.build_indexes,
+                    ..ApplierOptions::default()
+                },
+            );
+            applier.run(cancel.clone()).await
+        };
+        // The reader only ends on its own with an error (or when cancelled); either way
+        // the run stops.
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            reader_outcome = &mut reader_task => match reader_outcome {
+                Ok(Ok(())) => Err(EngineError::Cancelled),
+                Ok(Err(error)) => Err(error),
+                Err(join) => Err(EngineError::Fatal(format!("change stream reader crashed: {join}"))),
+            },
+        };
+        cancel.cancel();
+        if !reader_task.is_finished() {
+            let _ = reader_task.await;
+        }
+        outcome
+    }
+
+    async fn load_state(&self) -> Result<MigrationState> {
+        self.metadata
+            .load_state()
+            .await?
+            .ok_or_else(|| EngineError::Metadata("the migration state disappeared".into()))
+    }
+
+    async fn copy_all(&self, cancel: &CancellationToken) -> Result<()> {
+        let partitions = self.metadata.load_partitions().await?;
+        let done_bytes: u64 = partitions.iter().map(|p| p.bytes).sum();
+        let done_documents: u64 = partitions.iter().map(|p| p.documents).sum();
+        self.progress
+            .copied_bytes
+            .store(done_bytes, Ordering::Relaxed);
+        self.progress
+            .copied_documents
+            .store(done_documents, Ordering::Relaxed);
+        let pending: Vec<_> = partitions.into_iter().filter(|p| !p.done).collect();
+        let started = Instant::now();
+        let concurrency = self.options.load_level.copy_concurrency();
+        let count = pending.len();
+        let results: Vec<Result<_>> = stream::iter(pending)
+            .map(|partition| {
+                let (source, destination) = (
+                    self.clusters.source.clone(),
+                    self.clusters.destination.clone(),
+                );
+                let (metadata, progress, cancel) =
+                    (self.metadata.clone(), self.progress.clone(), cancel.clone());
+                async move {
+                    copy_partition(
+                        &source,
+                        &destination,
+                        &metadata,
+                        &partition,
+                        &progress,
+                        &cancel,
+                    )
+                    .await
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for result in results {
+            result?;
+        }
+        tracing::info!(partitions = count, elapsed = ?started.elapsed(), "collection copy finished");
+        Ok(())
+    }
+
+    async fn build_all_indexes(&self) -> Result<()> {
+        for record in self.metadata.load_namespaces().await? {
+            if record.kind == NamespaceKind::Collection {
+                indexes::build_indexes(&self.clusters.destination, &record).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A restart must bring exactly the same request against the same clusters.
+fn check_same_migration(
+    state: &MigrationState,
+    request: &StartRequest,
+    clusters: &Clusters,
+) -> Result<()> {
+    if state.request != *request {
+        return Err(EngineError::OptionsMismatch(describe_difference(
+            &state.request,
+            request,
+        )));
+    }
+    if state.source_hosts != clusters.source_hosts
+        || state.destination_hosts != clusters.destination_hosts
+    {
+        return Err(EngineError::OptionsMismatch(format!(
+            "the migration was started from {:?} to {:?}, not from {:?} to {:?}",
+            state.source_hosts,
+            state.destination_hosts,
+            clusters.source_hosts,
+            clusters.destination_hosts
+        )));
+    }
+    Ok(())
+}
+
+fn describe_difference(persisted: &StartRequest, requested: &StartRequest) -> String {
+    let before = serde_json::to_value(persisted).unwrap_or_default();
+    let after = serde_json::to_value(requested).unwrap_or_default();
+    let mut differences = Vec::new();
+    if let (Some(before), Some(after)) = (before.as_object(), after.as_object()) {
+        for (key, value) in before {
+            if after.get(key) != Some(value) {
+                differences.push(format!(
+                    "{key}: was {value}, now {}",
+                    after.get(key).cloned().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    differences.join("; ")
+}
+
+/// The source's operation time after a no-op write: every write after it is in the
+/// change stream opened at it.
+async fn take_t0(source: &Client) -> Result<Timestamp> {
+    let admin = source.database("admin");
+    let reply = retry("take T0", || {
+        admin.run_command(doc! {"appendOplogNote": 1, "data": {"c2c": "migration start"}})
+    })
+    .await
+    .map_err(EngineError::source)?;
+    reply.get_timestamp("operationTime").map_err(|_| {
+        EngineError::Fatal(
+            "the source did not report an operationTime (is it a replica set?)".into(),
+        )
+    })
+}
+
+/// Creates the destination's collections, views and (before-copy) indexes, records
+/// the namespaces, and plans the partitions. Idempotent: a restart in the Planning phase
+/// runs it again.
+async fn set_up_destination(
+    clusters: &Clusters,
+    metadata: &Metadata,
+    options: &SyncOptions,
+    config: &EngineConfig,
+    namespaces: &[SourceNamespace],
+) -> Result<()> {
+    let mut records: Vec<NamespaceRecord> = namespaces
+        .iter()
+        .map(|n| namespace_record(n, options))
+        .collect();
+    // Collections before views: a view may be defined on a collection.
+    records.sort_by_key(|record| record.kind == NamespaceKind::View);
+    for record in &records {
+        metadata.save_namespace(record).await?;
+        indexes::create_namespace(&clusters.destination, record).await?;
+        if record.kind == NamespaceKind::Collection && !options.build_indexes.after_copy() {
+            indexes::build_indexes(&clusters.destination, record).await?;
+        }
+    }
+    metadata.clear_partitions().await?;
+    for namespace in namespaces
+        .iter()
+        .filter(|n| n.kind == NamespaceKind::Collection)
+    {
+        let partitions =
+            partition::plan(&clusters.source, namespace, config.partition_target_bytes).await?;
+        metadata.save_partitions(&partitions).await?;
+    }
+    tracing::info!(
+        namespaces = records.len(),
+        "destination set up and partitions planned"
+    );
+    Ok(())
+}
+
+struct StartedReader {
+    spill: Arc<Spill>,
+    task: JoinHandle<Result<()>>,
+}
+
+fn start_reader(
+    clusters: &Clusters,
+    options: &SyncOptions,
+    config: &EngineConfig,
+    progress: &Arc<Progress>,
+    start: StartAt,
+    cancel: &CancellationToken,
+) -> Result<StartedReader> {
+    let spill_dir = config
+        .spill_dir
+        .join(format!("run-{}", rand::random::<u32>()));
+    let spill = Arc::new(Spill::new(SpillConfig::new(spill_dir))?);
+    let reader = Reader::new(
+        clusters.source.clone(),
+        options.filter.clone(),
+        start,
+        spill.clone(),
+        progress.clone(),
+    );
+    let task = tokio::spawn(reader.run(cancel.clone()));
+    Ok(StartedReader { spill, task })
+}
+
+fn namespace_record(namespace: &SourceNamespace, options: &SyncOptions) -> NamespaceRecord {
+    NamespaceRecord {
+        ns: namespace.ns.clone(),
+        kind: namespace.kind,
+        options: namespace.options.clone(),
+        source_indexes: namespace.indexes.clone(),
+        destination_indexes: indexes::destination_index_specs(
+            &namespace.indexes,
+            options.build_indexes,
+        ),
+        estimated_bytes: namespace.estimated_bytes,
+        estimated_documents: namespace.estimated_documents,
+    }
+}
+
+/// Pings both clusters every `PING_INTERVAL` for `pingLatencyMs`.
+async fn ping_loop(clusters: Clusters, progress: Arc<Progress>, cancel: CancellationToken) {
+    loop {
+        for (client, slot) in [
+            (&clusters.source, &progress.source_ping_ms),
+            (&clusters.destination, &progress.destination_ping_ms),
+        ] {
+            let started = Instant::now();
+            let ping = tokio::time::timeout(
+                Duration::from_secs(10),
+                client.database("admin").run_command(doc! {"ping": 1}),
+            )
+            .await;
+            let value = match ping {
+                Ok(Ok(_)) => started.elapsed().as_millis() as i64,
+                _ => -1,
+            };
+            slot.store(value, Ordering::Relaxed);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(PING_INTERVAL) => {}
+        }
+    }
+}

@@ -15,7 +15,10 @@ pub struct Namespace {
 
 impl Namespace {
     pub fn new(db: impl Into<String>, coll: impl Into<String>) -> Namespace {
-        Namespace { db: db.into(), coll: coll.into() }
+        Namespace {
+            db: db.into(),
+            coll: coll.into(),
+        }
     }
 
     /// Parses `db.coll` (the collection part may itself contain dots).
@@ -37,7 +40,9 @@ impl fmt::Display for Namespace {
 /// Databases that are never synced: the server's own and c2c's metadata. mongosync
 /// also ignores `__mdb_internal*` (Atlas-internal) databases.
 pub fn is_excluded_database(db: &str) -> bool {
-    matches!(db, "admin" | "local" | "config") || db == METADATA_DB || db.starts_with("__mdb_internal")
+    matches!(db, "admin" | "local" | "config")
+        || db == METADATA_DB
+        || db.starts_with("__mdb_internal")
 }
 
 /// Collections that are never synced: `system.*` (views are synced through their

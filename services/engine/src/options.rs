@@ -18,11 +18,17 @@ pub enum BuildIndexes {
 
 impl BuildIndexes {
     pub fn after_copy(self) -> bool {
-        matches!(self, BuildIndexes::AfterDataCopy | BuildIndexes::ExcludeHashedAfterCopy)
+        matches!(
+            self,
+            BuildIndexes::AfterDataCopy | BuildIndexes::ExcludeHashedAfterCopy
+        )
     }
 
     pub fn skips_hashed(self) -> bool {
-        matches!(self, BuildIndexes::ExcludeHashed | BuildIndexes::ExcludeHashedAfterCopy)
+        matches!(
+            self,
+            BuildIndexes::ExcludeHashed | BuildIndexes::ExcludeHashedAfterCopy
+        )
     }
 }
 

@@ -48,7 +48,8 @@ impl Progress {
     }
 
     pub fn add_copied(&self, documents: u64, bytes: u64) {
-        self.copied_documents.fetch_add(documents, Ordering::Relaxed);
+        self.copied_documents
+            .fetch_add(documents, Ordering::Relaxed);
         self.copied_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 

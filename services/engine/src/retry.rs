@@ -18,7 +18,23 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 fn is_transient_code(code: i32) -> bool {
     matches!(
         code,
-        6 | 7 | 89 | 91 | 134 | 189 | 262 | 9001 | 10107 | 11600 | 11602 | 13435 | 13436 | 43 | 112 | 133 | 175 | 237
+        6 | 7
+            | 89
+            | 91
+            | 134
+            | 189
+            | 262
+            | 9001
+            | 10107
+            | 11600
+            | 11602
+            | 13435
+            | 13436
+            | 43
+            | 112
+            | 133
+            | 175
+            | 237
     )
 }
 
@@ -31,15 +47,21 @@ pub fn is_transient(error: &Error) -> bool {
         return true;
     }
     match &*error.kind {
-        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } | ErrorKind::ServerSelection { .. } => true,
+        ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::ServerSelection { .. } => true,
         ErrorKind::Command(command) => is_transient_code(command.code),
-        ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(concern)) => is_transient_code(concern.code),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(concern)) => {
+            is_transient_code(concern.code)
+        }
         _ => false,
     }
 }
 
 fn backoff(attempt: u32) -> Duration {
-    let exponential = BASE_DELAY.saturating_mul(1 << attempt.min(10)).min(MAX_DELAY);
+    let exponential = BASE_DELAY
+        .saturating_mul(1 << attempt.min(10))
+        .min(MAX_DELAY);
     let jitter = rand::random::<f64>() * 0.5 + 0.75;
     exponential.mul_f64(jitter)
 }
@@ -55,11 +77,15 @@ where
     loop {
         let outcome = match tokio::time::timeout(CALL_TIMEOUT, call().into_future()).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(Error::custom(CallTimedOut { operation: what.to_string() })),
+            Err(_) => Err(Error::custom(CallTimedOut {
+                operation: what.to_string(),
+            })),
         };
         match outcome {
             Ok(value) => return Ok(value),
-            Err(error) if attempt + 1 < MAX_ATTEMPTS && (is_transient(&error) || is_timeout(&error)) => {
+            Err(error)
+                if attempt + 1 < MAX_ATTEMPTS && (is_transient(&error) || is_timeout(&error)) =>
+            {
                 attempt += 1;
                 let delay = backoff(attempt);
                 tracing::warn!(operation = what, attempt, ?delay, error = %error, "transient error, retrying");
@@ -92,7 +118,10 @@ mod tests {
             let fail = calls < 3;
             async move {
                 if fail {
-                    Err(Error::from(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")))
+                    Err(Error::from(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "reset",
+                    )))
                 } else {
                     Ok(7)
                 }

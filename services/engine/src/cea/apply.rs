@@ -1,1 +1,217 @@
-//! (being written)
+//! The applier: pops batches of change events from the spill and applies them to the
+//! destination, then checkpoints the last one.
+//!
+//! - CRUD runs go through parallel lanes (order per document key, see `crud`);
+//! - DDL events are barriers: the CRUD run before them is finished first, then the DDL
+//!   is applied alone and checkpointed at once (so a restart never replays CRUD of a
+//!   renamed or dropped collection into its old name);
+//! - high-water marks only move the checkpoint and the lag clock.
+//!
+//! Everything is idempotent, so a restart replays from the checkpoint and converges.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mongodb::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::crud::{apply_crud, CrudTarget};
+use super::ddl::DdlTarget;
+use super::event::{Event, EventKind};
+use super::spill::Spill;
+use crate::error::{EngineError, Result};
+use crate::filter::NamespaceFilter;
+use crate::metadata::{CeaCheckpoint, Metadata, NamespaceRecord};
+use crate::namespace::Namespace;
+use crate::options::{BuildIndexes, LoadLevel};
+use crate::progress::{Phase, Progress};
+
+/// How the applier works; `Default` matches mongosync's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplierOptions {
+    pub load_level: LoadLevel,
+    pub build_indexes: BuildIndexes,
+    /// Most events popped and applied (then checkpointed) at once.
+    pub max_batch: usize,
+}
+
+impl Default for ApplierOptions {
+    fn default() -> Self {
+        ApplierOptions {
+            load_level: LoadLevel::DEFAULT,
+            build_indexes: BuildIndexes::BeforeDataCopy,
+            max_batch: 5000,
+        }
+    }
+}
+
+pub struct Applier {
+    source: Client,
+    destination: Client,
+    filter: NamespaceFilter,
+    spill: Arc<Spill>,
+    metadata: Metadata,
+    progress: Arc<Progress>,
+    options: ApplierOptions,
+    /// Namespace records, loaded at the first DDL event.
+    records: Option<HashMap<Namespace, NamespaceRecord>>,
+}
+
+impl Applier {
+    pub fn new(
+        source: Client,
+        destination: Client,
+        filter: NamespaceFilter,
+        spill: Arc<Spill>,
+        progress: Arc<Progress>,
+        options: ApplierOptions,
+    ) -> Applier {
+        let metadata = Metadata::new(&destination);
+        Applier {
+            source,
+            destination,
+            filter,
+            spill,
+            metadata,
+            progress,
+            options,
+            records: None,
+        }
+    }
+
+    /// Applies until cancelled (then `EngineError::Cancelled`) or a fatal error. When it
+    /// runs in `Phase::CopyDrain`, it switches the phase to `SteadyState` once the spill
+    /// is empty and the applied position has caught up with the source.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        loop {
+            let batch = tokio::select! {
+                _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                batch = self.spill.pop_batch(self.options.max_batch.max(1)) => batch?,
+            };
+            self.progress
+                .events_buffered
+                .store(self.spill.len() as u64, Ordering::Relaxed);
+            if batch.is_empty() {
+                self.note_drained();
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                    _ = self.spill.wait_for_events() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+                continue;
+            }
+            // Abandoning a batch half-applied is safe: it is not checkpointed, so it is
+            // applied again (idempotently) after a restart or resume.
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                outcome = self.apply_batch(&batch) => outcome?,
+            }
+        }
+    }
+
+    fn note_drained(&self) {
+        if self.progress.phase() != Some(Phase::CopyDrain) || !self.spill.is_empty() {
+            return;
+        }
+        let applied = self.progress.applied_latest_secs.load(Ordering::Relaxed);
+        let source = self.progress.source_latest_secs.load(Ordering::Relaxed);
+        if applied != 0 && source - applied <= 1 {
+            tracing::info!("change events buffered during the copy are applied; steady state");
+            self.progress.set_phase(Phase::SteadyState);
+        }
+    }
+
+    async fn apply_batch(&mut self, batch: &[Event]) -> Result<()> {
+        let mut run: Vec<&Event> = Vec::new();
+        let mut applied = 0u64;
+        for event in batch {
+            match &event.kind {
+                EventKind::HighWaterMark => {}
+                kind if kind.is_ddl() => {
+                    self.apply_run(&mut run).await?;
+                    self.apply_ddl(event).await?;
+                    self.checkpoint(event).await?;
+                    self.progress
+                        .applied_ddl_secs
+                        .store(i64::from(event.cluster_time.time), Ordering::Relaxed);
+                    applied += 1;
+                }
+                _ => {
+                    run.push(event);
+                    applied += 1;
+                }
+            }
+        }
+        self.apply_run(&mut run).await?;
+        if let Some(last) = batch.last() {
+            self.checkpoint(last).await?;
+            let secs = i64::from(last.cluster_time.time);
+            self.progress
+                .applied_latest_secs
+                .store(secs, Ordering::Relaxed);
+            // Events apply in stream order, so everything up to `last` is applied: CRUD
+            // and, once any DDL was seen, DDL too.
+            self.progress
+                .applied_crud_secs
+                .store(secs, Ordering::Relaxed);
+            if self.progress.applied_ddl_secs.load(Ordering::Relaxed) != 0 {
+                self.progress
+                    .applied_ddl_secs
+                    .store(secs, Ordering::Relaxed);
+            }
+        }
+        self.progress
+            .events_applied
+            .fetch_add(applied, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn apply_run(&self, run: &mut Vec<&Event>) -> Result<()> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let target = CrudTarget {
+            source: &self.source,
+            destination: &self.destination,
+            lanes: self.options.load_level.apply_lanes(),
+        };
+        apply_crud(&target, run).await?;
+        run.clear();
+        Ok(())
+    }
+
+    async fn apply_ddl(&mut self, event: &Event) -> Result<()> {
+        if self.records.is_none() {
+            let loaded = self.metadata.load_namespaces().await?;
+            self.records = Some(
+                loaded
+                    .into_iter()
+                    .map(|record| (record.ns.clone(), record))
+                    .collect(),
+            );
+        }
+        let Some(records) = self.records.as_mut() else {
+            return Ok(());
+        };
+        tracing::info!(event = ?event.kind, "applying DDL change event");
+        let mut target = DdlTarget {
+            destination: &self.destination,
+            filter: &self.filter,
+            metadata: &self.metadata,
+            build_indexes: self.options.build_indexes,
+            records,
+        };
+        target.apply(&event.kind).await
+    }
+
+    async fn checkpoint(&self, event: &Event) -> Result<()> {
+        self.metadata
+            .save_cea_checkpoint(&CeaCheckpoint {
+                token: event.token.clone(),
+                cluster_time: event.cluster_time,
+            })
+            .await
+    }
+}

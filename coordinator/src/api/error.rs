@@ -1,0 +1,156 @@
+//! The REST API's errors: mongosync's error body
+//! `{"success":false,"error":NAME,"errorDescription":TEXT}` with an HTTP status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use c2c_engine::EngineError;
+use serde_json::json;
+use tracing::{error, info};
+
+use crate::coordinator::CoordinatorError;
+use crate::start_options::StartError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed JSON, a missing/unknown/mistyped field or a bad combination.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 400: `includeNamespaces` / `excludeNamespaces` entries that do not compile.
+    #[error("{0}")]
+    InvalidNamespaceFilter(String),
+    /// 400: a mongosync option whose feature c2c does not have yet.
+    #[error("{0}")]
+    UnsupportedOption(String),
+    /// 400: an endpoint whose feature has not landed (`/commit`, `/reverse`).
+    #[error("{0}")]
+    NotImplemented(String),
+    /// 409: the call is not allowed in the current state (named in the text).
+    #[error("{0}")]
+    InvalidState(String),
+    /// 409: another state-changing call is still being processed.
+    #[error("{0}")]
+    OperationInProgress(String),
+    /// 409: `/start` after a restart differs from the persisted migration's.
+    #[error("{0}")]
+    OptionsMismatch(String),
+    /// 409: the destination already holds namespaces the migration would write.
+    #[error("{0}")]
+    DestinationNotEmpty(String),
+    /// 422: the source holds something c2c cannot sync (time-series collections, …).
+    #[error("{0}")]
+    Unsupported(String),
+    /// 404: no such endpoint.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the endpoint exists with another method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 413: the body is larger than the API accepts.
+    #[error("{0}")]
+    RequestTooLarge(String),
+    /// 500: the engine failed; the text is the engine's message.
+    #[error("{0}")]
+    EngineError(String),
+}
+
+impl ApiError {
+    /// Every `error` name the API can return (the OpenAPI document lists them all).
+    pub const NAMES: &'static [&'static str] = &[
+        "InvalidRequest",
+        "InvalidNamespaceFilter",
+        "UnsupportedOption",
+        "NotImplemented",
+        "InvalidState",
+        "OperationInProgress",
+        "OptionsMismatch",
+        "DestinationNotEmpty",
+        "Unsupported",
+        "NotFound",
+        "MethodNotAllowed",
+        "RequestTooLarge",
+        "EngineError",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "InvalidRequest",
+            ApiError::InvalidNamespaceFilter(_) => "InvalidNamespaceFilter",
+            ApiError::UnsupportedOption(_) => "UnsupportedOption",
+            ApiError::NotImplemented(_) => "NotImplemented",
+            ApiError::InvalidState(_) => "InvalidState",
+            ApiError::OperationInProgress(_) => "OperationInProgress",
+            ApiError::OptionsMismatch(_) => "OptionsMismatch",
+            ApiError::DestinationNotEmpty(_) => "DestinationNotEmpty",
+            ApiError::Unsupported(_) => "Unsupported",
+            ApiError::NotFound(_) => "NotFound",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::RequestTooLarge(_) => "RequestTooLarge",
+            ApiError::EngineError(_) => "EngineError",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_)
+            | ApiError::InvalidNamespaceFilter(_)
+            | ApiError::UnsupportedOption(_)
+            | ApiError::NotImplemented(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidState(_)
+            | ApiError::OperationInProgress(_)
+            | ApiError::OptionsMismatch(_)
+            | ApiError::DestinationNotEmpty(_) => StatusCode::CONFLICT,
+            ApiError::Unsupported(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::EngineError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            error!(error = self.name(), description = %self, "request failed");
+        } else {
+            info!(error = self.name(), description = %self, "request refused");
+        }
+        let body =
+            json!({ "success": false, "error": self.name(), "errorDescription": self.to_string() });
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(error: StartError) -> ApiError {
+        match error {
+            StartError::InvalidRequest(text) => ApiError::InvalidRequest(text),
+            StartError::InvalidNamespaceFilter(text) => ApiError::InvalidNamespaceFilter(text),
+            StartError::UnsupportedOption(text) => ApiError::UnsupportedOption(text),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        match error {
+            EngineError::Unsupported(_) => ApiError::Unsupported(error.to_string()),
+            EngineError::DestinationNotEmpty(_) => ApiError::DestinationNotEmpty(error.to_string()),
+            EngineError::OptionsMismatch(_) => ApiError::OptionsMismatch(error.to_string()),
+            other => ApiError::EngineError(other.to_string()),
+        }
+    }
+}
+
+impl From<CoordinatorError> for ApiError {
+    fn from(error: CoordinatorError) -> ApiError {
+        match error {
+            CoordinatorError::WrongState(wrong) => ApiError::InvalidState(wrong.to_string()),
+            CoordinatorError::Busy(_) => ApiError::OperationInProgress(error.to_string()),
+            CoordinatorError::OptionsMismatch(text) => ApiError::OptionsMismatch(text),
+            CoordinatorError::Engine(engine) => engine.into(),
+        }
+    }
+}

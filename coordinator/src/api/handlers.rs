@@ -1,0 +1,90 @@
+//! The state-changing endpoints. Each answers mongosync's basic response
+//! `{"success":true}` or an `ApiError`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State as AxumState;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::body::{json_object, no_parameters, unreadable};
+use super::error::ApiError;
+use crate::coordinator::Coordinator;
+use crate::start_options::validate_start;
+
+type Body = Result<Bytes, BytesRejection>;
+
+fn success() -> Json<Value> {
+    Json(json!({ "success": true }))
+}
+
+pub async fn start(
+    AxumState(coordinator): AxumState<Arc<Coordinator>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_object(&body.map_err(unreadable)?, false)?;
+    let start = validate_start(&body, coordinator.settings().load_level)?;
+    coordinator.start(start).await?;
+    Ok(success())
+}
+
+pub async fn pause(
+    AxumState(coordinator): AxumState<Arc<Coordinator>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    no_parameters(&body.map_err(unreadable)?, "/pause")?;
+    coordinator.pause().await?;
+    Ok(success())
+}
+
+pub async fn resume(
+    AxumState(coordinator): AxumState<Arc<Coordinator>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    no_parameters(&body.map_err(unreadable)?, "/resume")?;
+    coordinator.resume().await?;
+    Ok(success())
+}
+
+pub async fn commit(body: Body) -> Result<Json<Value>, ApiError> {
+    no_parameters(&body.map_err(unreadable)?, "/commit")?;
+    Err(ApiError::NotImplemented(
+        "/commit is not available in c2c yet: cutover arrives with the cutover issue. The migration keeps running; /progress shows its state".into(),
+    ))
+}
+
+pub async fn reverse(body: Body) -> Result<Json<Value>, ApiError> {
+    no_parameters(&body.map_err(unreadable)?, "/reverse")?;
+    Err(ApiError::NotImplemented(
+        "/reverse is not available in c2c yet: reverse sync arrives with the cutover issue".into(),
+    ))
+}
+
+/// The hand-written OpenAPI 3.0 document; a test keeps it true to the router.
+pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
+
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_DOCUMENT,
+    )
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no endpoint {}; the API serves /api/v1/{{start,progress,pause,resume,commit,reverse,openapi.json}}", uri.path()))
+}
+
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let expected = match uri.path() {
+        "/api/v1/progress" | "/api/v1/openapi.json" => "GET",
+        _ => "POST",
+    };
+    ApiError::MethodNotAllowed(format!(
+        "{} does not accept {method}; use {expected}",
+        uri.path()
+    ))
+}

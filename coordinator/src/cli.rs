@@ -1,0 +1,75 @@
+//! The `c2c` command line. Option names are mongosync's (`--logPath`, `--loadLevel`,
+//! camelCase) so existing scripts work; kebab-case aliases are accepted too.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "c2c",
+    version,
+    about = "Keeps two MongoDB clusters in sync, with mongosync's REST API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sync in one process and serve mongosync's REST API (the default mode).
+    Run(RunArgs),
+    /// Start two embedded test clusters, load sample data, sync them through the REST
+    /// API while writing to the source, and print the verified result.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Documents loaded into the source before the sync starts.
+    #[arg(long, default_value_t = 60_000)]
+    pub documents: u64,
+    /// Seconds the demo keeps writing to the source while the sync runs.
+    #[arg(long = "write-seconds", default_value_t = 8)]
+    pub write_seconds: u64,
+    /// Port of the REST API (0 picks a free one) [default: 27182, or a free one if taken].
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+/// Every flag is optional here: a value may come from `--config`, and defaults are
+/// applied after both are merged (see `config::RunConfig::resolve`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Connection string of the first cluster. Prefer the config file: flags are visible in `ps`.
+    #[arg(long, value_name = "URI")]
+    pub cluster0: Option<String>,
+    /// Connection string of the second cluster.
+    #[arg(long, value_name = "URI")]
+    pub cluster1: Option<String>,
+    /// Port of the REST API [default: 27182].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address the REST API listens on [default: 127.0.0.1].
+    #[arg(long, value_name = "ADDRESS")]
+    pub bind: Option<String>,
+    /// In-process workers sharing the migration [default: 1].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// YAML file with the same keys as these flags; flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for c2c.log [default: stdout].
+    #[arg(long = "logPath", alias = "log-path", value_name = "DIR")]
+    pub log_path: Option<PathBuf>,
+    /// TRACE, DEBUG, INFO, WARN, ERROR, FATAL or PANIC [default: DEBUG].
+    #[arg(long)]
+    pub verbosity: Option<String>,
+    /// 1 (least load) to 4 (fastest) [default: 3, or 2 with preExistingDestinationData].
+    #[arg(long = "loadLevel", alias = "load-level")]
+    pub load_level: Option<u8>,
+    /// This instance's id, reported as mongosyncID [default: coordinator].
+    #[arg(long)]
+    pub id: Option<String>,
+}

@@ -1,0 +1,128 @@
+//! A fake `EngineDriver` that records calls and fails on demand, so the API and the
+//! state machine are tested without clusters. Public (not `cfg(test)`) so the
+//! integration tests under `tests/` can use it too.
+
+use std::sync::Arc;
+
+use c2c_engine::options::{StartRequest, SyncOptions};
+use c2c_engine::progress::Progress;
+use c2c_engine::EngineError;
+use parking_lot::Mutex;
+
+use crate::driver::{BoxFuture, EngineDriver};
+
+/// One call the fake received.
+#[derive(Debug, Clone)]
+pub enum DriverCall {
+    Start {
+        request: StartRequest,
+        options: SyncOptions,
+    },
+    Pause,
+    Resume,
+    PersistedRequest,
+}
+
+/// Which driver method a failure is injected into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverMethod {
+    Start,
+    Pause,
+    Resume,
+    PersistedRequest,
+}
+
+#[derive(Default)]
+pub struct FakeDriver {
+    calls: Mutex<Vec<DriverCall>>,
+    persisted: Mutex<Option<StartRequest>>,
+    /// Failures consumed one per call of that method, oldest first.
+    failures: Mutex<Vec<(DriverMethod, EngineError)>>,
+    progress: Arc<Progress>,
+    started: Mutex<bool>,
+    /// When set, `start` waits for this before answering (to test concurrent calls).
+    start_gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
+}
+
+impl FakeDriver {
+    pub fn new() -> Arc<FakeDriver> {
+        Arc::new(FakeDriver::default())
+    }
+
+    /// A fake whose destination holds `request` from a previous process.
+    pub fn with_persisted(request: StartRequest) -> Arc<FakeDriver> {
+        let driver = FakeDriver::default();
+        *driver.persisted.lock() = Some(request);
+        Arc::new(driver)
+    }
+
+    /// Makes the next call of `method` fail with `error`.
+    pub fn fail_next(&self, method: DriverMethod, error: EngineError) {
+        self.failures.lock().push((method, error));
+    }
+
+    /// Makes `start` wait until the returned gate is notified.
+    pub fn hold_start(&self) -> Arc<tokio::sync::Notify> {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        *self.start_gate.lock() = Some(Arc::clone(&gate));
+        gate
+    }
+
+    pub fn calls(&self) -> Vec<DriverCall> {
+        self.calls.lock().clone()
+    }
+
+    /// The counters the fake hands out once started; tests set them to shape `/progress`.
+    pub fn counters(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
+    fn record(&self, call: DriverCall, method: DriverMethod) -> Result<(), EngineError> {
+        self.calls.lock().push(call);
+        let mut failures = self.failures.lock();
+        match failures.iter().position(|(m, _)| *m == method) {
+            Some(index) => Err(failures.remove(index).1),
+            None => Ok(()),
+        }
+    }
+}
+
+impl EngineDriver for FakeDriver {
+    fn start(
+        &self,
+        request: StartRequest,
+        options: SyncOptions,
+    ) -> BoxFuture<'_, Result<(), EngineError>> {
+        let result = self.record(DriverCall::Start { request, options }, DriverMethod::Start);
+        if result.is_ok() {
+            *self.started.lock() = true;
+        }
+        let gate = self.start_gate.lock().take();
+        Box::pin(async move {
+            if let Some(gate) = gate {
+                gate.notified().await;
+            }
+            result
+        })
+    }
+
+    fn pause(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        let result = self.record(DriverCall::Pause, DriverMethod::Pause);
+        Box::pin(async move { result })
+    }
+
+    fn resume(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        let result = self.record(DriverCall::Resume, DriverMethod::Resume);
+        Box::pin(async move { result })
+    }
+
+    fn progress(&self) -> Option<Arc<Progress>> {
+        (*self.started.lock()).then(|| Arc::clone(&self.progress))
+    }
+
+    fn persisted_request(&self) -> BoxFuture<'_, Result<Option<StartRequest>, EngineError>> {
+        let result = self.record(DriverCall::PersistedRequest, DriverMethod::PersistedRequest);
+        let persisted = self.persisted.lock().clone();
+        Box::pin(async move { result.map(|()| persisted) })
+    }
+}

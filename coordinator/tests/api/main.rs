@@ -1,0 +1,10 @@
+//! The REST API in process, over the fake engine driver: one test binary (linking is
+//! the slow part on our machines), one module per concern.
+
+mod common;
+mod progress;
+mod routes;
+mod server;
+mod start_combinations;
+mod start_fields;
+mod states;

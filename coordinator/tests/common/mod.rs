@@ -1,0 +1,335 @@
+//! End-to-end harness: two clusters (fresh testbeds, or real ones from
+//! `C2C_TEST_SOURCE_URI` / `C2C_TEST_DESTINATION_URI`), c2c serving mongosync's REST API
+//! (in-process, or as a `c2c run` child process that a test can `kill -9`), a REST
+//! client that drives it as curl would, and a document-by-document comparison.
+//!
+//! Real clusters must be dedicated to the tests: every test starts by dropping the
+//! user databases and `__c2c_internal` on both.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bson::doc;
+use c2c_coordinator::config::{RunConfig, Verbosity};
+use c2c_coordinator::rest_client::RestClient;
+use c2c_coordinator::{engine_driver, serve};
+use c2c_engine::compare::{compare_clusters, CompareReport};
+use c2c_engine::filter::NamespaceFilter;
+use c2c_testbed::{Testbed, TestbedConfig, TestbedHandle};
+use mongodb::Client;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Mutex, MutexGuard};
+
+/// Real clusters are shared: tests using them run one at a time.
+static EXTERNAL: Mutex<()> = Mutex::const_new(());
+
+pub struct Cluster {
+    pub uri: String,
+    pub client: Client,
+    testbed: Option<TestbedHandle>,
+}
+
+impl Cluster {
+    async fn start(env: &str, config: TestbedConfig) -> Cluster {
+        match std::env::var(env) {
+            Ok(uri) => {
+                let client = Client::with_uri_str(&uri)
+                    .await
+                    .expect("connect to the external cluster");
+                wipe(&client).await;
+                Cluster {
+                    uri,
+                    client,
+                    testbed: None,
+                }
+            }
+            Err(_) => {
+                let testbed = Testbed::start(config).await.expect("start a testbed");
+                let uri = testbed.uri();
+                let client = Client::with_uri_str(&uri)
+                    .await
+                    .expect("connect to the testbed");
+                Cluster {
+                    uri,
+                    client,
+                    testbed: Some(testbed),
+                }
+            }
+        }
+    }
+
+    /// Runs an admin command (failpoints, testbed fault commands).
+    pub async fn admin(&self, command: bson::Document) -> bson::Document {
+        self.client
+            .database("admin")
+            .run_command(command)
+            .await
+            .expect("admin command")
+    }
+}
+
+async fn wipe(client: &Client) {
+    for db in client.list_database_names().await.expect("list databases") {
+        if !matches!(db.as_str(), "admin" | "local" | "config") {
+            client.database(&db).drop().await.expect("drop database");
+        }
+    }
+}
+
+enum Api {
+    InProcess {
+        stop: Option<oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<std::io::Result<()>>,
+    },
+    Child(tokio::process::Child),
+    Stopped,
+}
+
+pub struct Harness {
+    pub source: Cluster,
+    pub destination: Cluster,
+    pub rest: RestClient,
+    address: SocketAddr,
+    api: Api,
+    _external: Option<MutexGuard<'static, ()>>,
+}
+
+fn fast() -> TestbedConfig {
+    TestbedConfig {
+        idle_noop_interval: Duration::from_millis(200),
+        ..TestbedConfig::default()
+    }
+}
+
+impl Harness {
+    /// Two clusters and c2c in-process.
+    pub async fn start() -> Harness {
+        Harness::start_with(fast(), fast(), false).await
+    }
+
+    /// Two clusters and `c2c run` as a child process (for kill -9 tests).
+    pub async fn start_process() -> Harness {
+        Harness::start_with(fast(), fast(), true).await
+    }
+
+    pub async fn start_with(
+        source: TestbedConfig,
+        destination: TestbedConfig,
+        as_process: bool,
+    ) -> Harness {
+        let external = if std::env::var("C2C_TEST_SOURCE_URI").is_ok() {
+            Some(EXTERNAL.lock().await)
+        } else {
+            None
+        };
+        let source = Cluster::start("C2C_TEST_SOURCE_URI", source).await;
+        let destination = Cluster::start("C2C_TEST_DESTINATION_URI", destination).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mut harness = Harness {
+            source,
+            destination,
+            rest: RestClient::new(address),
+            address,
+            api: Api::Stopped,
+            _external: external,
+        };
+        if as_process {
+            drop(listener);
+            harness.spawn_process().await;
+        } else {
+            harness.spawn_in_process(listener).await;
+        }
+        harness
+            .wait_for_state("IDLE", Duration::from_secs(30))
+            .await;
+        harness
+    }
+
+    fn config(&self) -> RunConfig {
+        RunConfig {
+            cluster0: self.source.uri.clone(),
+            cluster1: self.destination.uri.clone(),
+            port: self.address.port(),
+            bind: self.address.ip(),
+            workers: 1,
+            log_path: None,
+            verbosity: Verbosity::Info,
+            load_level: None,
+            id: "coordinator".to_string(),
+        }
+    }
+
+    async fn spawn_in_process(&mut self, listener: TcpListener) {
+        let config = self.config();
+        let driver = engine_driver::connect(&config)
+            .await
+            .expect("engine driver");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            serve(&config, driver, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        self.api = Api::InProcess {
+            stop: Some(stop),
+            task,
+        };
+    }
+
+    async fn spawn_process(&mut self) {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_c2c"))
+            .arg("run")
+            .arg("--cluster0")
+            .arg(&self.source.uri)
+            .arg("--cluster1")
+            .arg(&self.destination.uri)
+            .arg("--port")
+            .arg(self.address.port().to_string())
+            .arg("--verbosity")
+            .arg("WARN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn c2c run");
+        self.api = Api::Child(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(self.address).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "c2c run did not listen within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `kill -9` of the child process, then a new `c2c run` with the same options.
+    pub async fn kill_and_restart(&mut self) {
+        match &mut self.api {
+            Api::Child(child) => {
+                child.start_kill().expect("kill -9");
+                child.wait().await.expect("reap");
+            }
+            _ => panic!("kill_and_restart needs Harness::start_process"),
+        }
+        self.spawn_process().await;
+        self.wait_for_state("IDLE", Duration::from_secs(30)).await;
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.rest.post(path, &body).await.expect("REST call")
+    }
+
+    pub async fn progress(&self) -> Value {
+        let (status, body) = self
+            .rest
+            .get("/api/v1/progress")
+            .await
+            .expect("GET /progress");
+        assert_eq!(status, 200, "{body}");
+        body["progress"].clone()
+    }
+
+    pub async fn wait_for_state(&self, state: &str, timeout: Duration) -> Value {
+        self.wait_for(|p| p["state"] == state, timeout).await
+    }
+
+    /// Polls /progress until `predicate` holds; panics with the last document on timeout
+    /// or when the migration reports a failure.
+    pub async fn wait_for(&self, predicate: impl Fn(&Value) -> bool, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok((200, body)) = self.rest.get("/api/v1/progress").await {
+                let progress = body["progress"].clone();
+                if predicate(&progress) {
+                    return progress;
+                }
+                if let Some(warnings) = progress["warnings"].as_array() {
+                    let failed = warnings
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .find(|w| w.contains("failed"));
+                    assert!(failed.is_none(), "migration failed: {progress}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out; last progress: {progress}"
+                );
+            } else {
+                assert!(Instant::now() < deadline, "timed out waiting for /progress");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for canCommit, then until both sides compare equal through `filter`.
+    pub async fn wait_until_equal(
+        &self,
+        filter: &NamespaceFilter,
+        timeout: Duration,
+    ) -> CompareReport {
+        self.wait_for(|p| p["canCommit"] == true, timeout).await;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let report = compare_clusters(&self.source.client, &self.destination.client, filter)
+                .await
+                .expect("compare");
+            if report.is_equal() || Instant::now() > deadline {
+                return report;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        match std::mem::replace(&mut self.api, Api::Stopped) {
+            Api::InProcess { mut stop, task } => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            }
+            Api::Child(mut child) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+            Api::Stopped => {}
+        }
+        for cluster in [self.source.testbed.take(), self.destination.testbed.take()]
+            .into_iter()
+            .flatten()
+        {
+            cluster.shutdown().await;
+        }
+    }
+}
+
+/// Inserts `count` documents `{_id: i, ...}` into `db.coll` in batches.
+pub async fn insert_many(client: &Client, db: &str, coll: &str, documents: Vec<bson::Document>) {
+    let collection = client.database(db).collection::<bson::Document>(coll);
+    for chunk in documents.chunks(1000) {
+        collection
+            .insert_many(chunk.to_vec())
+            .await
+            .expect("insert");
+    }
+}
+
+pub fn assert_equal(report: &CompareReport) {
+    assert!(
+        report.is_equal(),
+        "clusters differ ({} differences): {:#?}",
+        report.difference_count,
+        report.differences
+    );
+}
+
+pub fn ping() -> bson::Document {
+    doc! {"ping": 1}
+}
