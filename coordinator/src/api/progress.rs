@@ -175,7 +175,11 @@ fn empty_document(state: State) -> ProgressDocument {
 fn info(phase: Option<Phase>, copy_done: bool) -> &'static str {
     match phase {
         Some(Phase::Initializing | Phase::CollectionCopy) => "collection copy",
-        Some(Phase::CopyDrain | Phase::SteadyState) => "change event application",
+        Some(Phase::CopyDrain | Phase::SteadyState | Phase::Reversing) => {
+            "change event application"
+        }
+        Some(Phase::Committing) => "waiting for commit to complete",
+        Some(Phase::Committed) => "commit completed",
         Some(Phase::Paused | Phase::Failed) | None if copy_done => "change event application",
         Some(Phase::Paused | Phase::Failed) | None => "collection copy",
     }

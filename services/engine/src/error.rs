@@ -42,6 +42,10 @@ pub enum EngineError {
     Metadata(String),
     #[error("change-event buffer i/o: {0}")]
     Spill(#[from] std::io::Error),
+    /// A request the migration cannot honour in its current situation (e.g. `/commit`
+    /// before `canCommit`, `/reverse` without `reversible`): nothing was changed.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Fatal(String),
     #[error("stopped")]

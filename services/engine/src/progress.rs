@@ -15,6 +15,11 @@ pub enum Phase {
     SteadyState,
     Paused,
     Failed,
+    /// `/commit` accepted: blocking, draining to Tc, converting indexes.
+    Committing,
+    Committed,
+    /// `/reverse` accepted: swapping roles before streaming the other way.
+    Reversing,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +35,13 @@ pub struct Progress {
     pub applied_crud_secs: AtomicI64,
     pub applied_ddl_secs: AtomicI64,
     pub copy_done: AtomicBool,
+    /// True once the destination is unblocked during commit (mongosync's `canWrite`).
+    pub can_write: AtomicBool,
+    /// True while syncing in the reverse direction (original destination → original source).
+    pub reversed: AtomicBool,
+    /// Problems found during cutover that need the user (e.g. duplicate keys blocking a
+    /// unique index conversion), in words a user can act on.
+    pub cutover_errors: Mutex<Vec<String>>,
     /// -1 = last ping failed, 0 = not pinged yet or under 1 ms.
     pub source_ping_ms: AtomicI64,
     pub destination_ping_ms: AtomicI64,
