@@ -61,7 +61,7 @@ async fn syncs_every_bson_type_and_many_collections_while_the_source_changes() {
     let harness = Harness::start().await;
     let source = harness.source.client.clone();
     for c in 0..12 {
-        let documents: Vec<Document> = (0..10_000)
+        let documents: Vec<Document> = (0..20_000)
             .map(|i| {
                 let mut document = doc! {"_id": mixed_id(i)};
                 document.extend(every_type(i));
@@ -404,5 +404,108 @@ async fn transient_faults_on_both_clusters_are_retried() {
             .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
             .await,
     );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_inside_the_filter_are_followed() {
+    let harness = Harness::start().await;
+    let source = harness.source.client.clone();
+    insert_many(
+        &source,
+        "kept",
+        "a",
+        (0..300).map(|i| doc! {"_id": i}).collect(),
+    )
+    .await;
+    let include = json!([{"database": "kept"}]);
+    let (status, _) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1", "includeNamespaces": include}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    harness.wait_for(|p| p["canCommit"] == true, CONVERGE).await;
+    harness
+        .source
+        .admin(doc! {"renameCollection": "kept.a", "to": "kept.a2"})
+        .await;
+    source
+        .database("kept")
+        .collection::<Document>("a2")
+        .insert_one(doc! {"_id": "after-rename"})
+        .await
+        .unwrap();
+    let filter = NamespaceFilter::compile(
+        &serde_json::from_value::<Vec<FilterSpec>>(include).unwrap(),
+        &[],
+    )
+    .unwrap();
+    assert_equal(&harness.wait_until_equal(&filter, CONVERGE).await);
+    let names = harness
+        .destination
+        .client
+        .database("kept")
+        .list_collection_names()
+        .await
+        .unwrap();
+    assert!(
+        names.contains(&"a2".to_string()) && !names.contains(&"a".to_string()),
+        "{names:?}"
+    );
+    harness.stop().await;
+}
+
+/// mongosync: "Renaming a filtered collection to a non-filtered name ⇒ mongosync reports
+/// an error and stops." The failure must be visible in /progress, never half-applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_out_of_the_filter_stops_the_migration_with_a_clear_error() {
+    let harness = Harness::start().await;
+    let source = harness.source.client.clone();
+    insert_many(
+        &source,
+        "app",
+        "tracked",
+        (0..300).map(|i| doc! {"_id": i}).collect(),
+    )
+    .await;
+    let include = json!([{"database": "app", "collections": ["tracked"]}]);
+    let (status, _) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1", "includeNamespaces": include}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    harness.wait_for(|p| p["canCommit"] == true, CONVERGE).await;
+    harness
+        .source
+        .admin(doc! {"renameCollection": "app.tracked", "to": "app.untracked"})
+        .await;
+    let deadline = std::time::Instant::now() + CONVERGE;
+    loop {
+        let progress = harness.progress().await;
+        let warnings = progress["warnings"].to_string();
+        if warnings.contains("app.tracked") && warnings.contains("app.untracked") {
+            assert_eq!(progress["canCommit"], false, "{progress}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no error reported: {progress}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The destination still has the collection as it was: nothing was dropped or renamed.
+    let count = harness
+        .destination
+        .client
+        .database("app")
+        .collection::<Document>("tracked")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(count, 300);
     harness.stop().await;
 }
