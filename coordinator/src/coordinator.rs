@@ -11,10 +11,11 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::commit_readiness::commit_readiness;
 use crate::config::RunConfig;
 use crate::driver::{BoxFuture, EngineDriver};
 use crate::redact::hosts_of;
-use crate::start_options::ValidatedStart;
+use crate::start_options::{options_from_request, ValidatedStart};
 use crate::state::{Operation, State, WrongState};
 
 /// What the coordinator needs from the process configuration.
@@ -53,6 +54,13 @@ pub enum CoordinatorError {
     Busy(&'static str),
     #[error("{0}")]
     OptionsMismatch(String),
+    /// `/commit` or `/reverse` in the right state whose preconditions are not met
+    /// (canCommit false, not reversible, or refused by the engine); nothing changed.
+    #[error("{reason}")]
+    NotAllowed {
+        operation: Operation,
+        reason: String,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -105,30 +113,23 @@ impl Coordinator {
     }
 
     /// INITIALIZING → IDLE once the destination answered whether a previous process
-    /// persisted a migration. Failures are retried (mongosync would exit; retrying lets a
-    /// destination that comes up late still work) and shown in `/progress` meanwhile.
+    /// persisted a migration — or straight to COMMITTING / COMMITTED / REVERSING when it
+    /// stopped during cutover (see `resume_cutover`). Failures are retried (mongosync
+    /// would exit; retrying lets a destination that comes up late still work) and shown
+    /// in `/progress` meanwhile.
     pub async fn initialize(&self) {
         let mut delay = self.settings.init_retry;
         loop {
-            match self.driver.persisted_request().await {
-                Ok(persisted) => {
-                    if let Some(request) = &persisted {
-                        info!(
-                            request = %serde_json::to_string(request).unwrap_or_default(),
-                            "a migration started by a previous c2c process is persisted on the destination; send the same /start to continue it"
-                        );
-                    }
-                    let mut inner = self.inner.lock();
-                    inner.persisted = persisted;
-                    inner.init_problem = None;
-                    inner.state = State::Idle;
-                    info!(state = %State::Idle, "initialized");
+            match self.load_persisted().await {
+                Ok(state) => {
+                    info!(%state, "initialized");
                     return;
                 }
                 Err(error) => {
-                    warn!(%error, retry_in_ms = delay.as_millis() as u64, "cannot read the persisted migration from the destination");
-                    self.inner.lock().init_problem =
-                        Some(format!("c2c cannot read its metadata from the destination yet and keeps retrying: {error}"));
+                    warn!(%error, retry_in_ms = delay.as_millis() as u64, "cannot load the persisted migration");
+                    self.inner.lock().init_problem = Some(format!(
+                        "c2c cannot load the migration persisted on the destination yet and keeps retrying: {error}"
+                    ));
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
@@ -136,14 +137,55 @@ impl Coordinator {
         }
     }
 
+    async fn load_persisted(&self) -> Result<State, EngineError> {
+        let persisted = self.driver.persisted_request().await?;
+        let resumed = match &persisted {
+            Some(request) => self.resume_cutover(request).await?,
+            None => None,
+        };
+        let mut inner = self.inner.lock();
+        inner.init_problem = None;
+        inner.state = resumed.unwrap_or(State::Idle);
+        if resumed.is_some() {
+            inner.running = persisted.clone();
+        }
+        inner.persisted = persisted;
+        Ok(inner.state)
+    }
+
+    /// A commit or reverse the previous process left unfinished is continued now: those
+    /// states accept no call that could restart it, and the cutover issue requires a
+    /// restart alone to finish the step. A finished commit is loaded too, so `/reverse`
+    /// works after a restart. Returns the state to resume in, or None to wait for the
+    /// same `/start` as before.
+    async fn resume_cutover(&self, request: &StartRequest) -> Result<Option<State>, EngineError> {
+        let phase = self.driver.persisted_phase().await?;
+        let Some(state) = phase.and_then(State::resumed_from) else {
+            info!(
+                request = %serde_json::to_string(request).unwrap_or_default(),
+                "a migration started by a previous c2c process is persisted on the destination; send the same /start to continue it"
+            );
+            return Ok(None);
+        };
+        let options = options_from_request(request, self.settings.load_level).map_err(|error| {
+            EngineError::Metadata(format!(
+                "the persisted /start request is no longer valid ({error}); it cannot be continued"
+            ))
+        })?;
+        info!(%state, "continuing the cutover step a previous c2c process persisted");
+        self.driver.start(request.clone(), options).await?;
+        Ok(Some(state))
+    }
+
     pub fn snapshot(&self) -> Snapshot {
-        let inner = self.inner.lock();
-        let progress = match inner.state {
+        let mut inner = self.inner.lock();
+        let state = self.settle(&mut inner);
+        let progress = match state {
             State::Initializing | State::Idle => None,
             _ => self.driver.progress(),
         };
         Snapshot {
-            state: inner.state,
+            state,
             request: inner.running.clone(),
             init_problem: inner.init_problem.clone(),
             progress,
@@ -151,7 +193,23 @@ impl Coordinator {
     }
 
     pub fn state(&self) -> State {
-        self.inner.lock().state
+        let mut inner = self.inner.lock();
+        self.settle(&mut inner)
+    }
+
+    /// Applies the automatic transitions (COMMITTING → COMMITTED, REVERSING → RUNNING)
+    /// the engine's phase calls for. Done on every read rather than by a watcher task so
+    /// the state a call is checked against is never older than the engine's phase.
+    fn settle(&self, inner: &mut Inner) -> State {
+        if matches!(inner.state, State::Committing | State::Reversing) {
+            let phase = self.driver.progress().and_then(|progress| progress.phase());
+            let next = inner.state.follow_engine(phase);
+            if next != inner.state {
+                info!(from = %inner.state, state = %next, "the engine finished the step");
+                inner.state = next;
+            }
+        }
+        inner.state
     }
 
     /// `/start`: a new migration, or the continuation of the persisted one when the
@@ -189,19 +247,65 @@ impl Coordinator {
     }
 
     pub async fn pause(&self) -> Result<(), CoordinatorError> {
-        self.simple_transition(Operation::Pause, |driver| driver.pause())
+        self.guarded_call(Operation::Pause, |_| Ok(()), |driver| driver.pause())
             .await
     }
 
     pub async fn resume(&self) -> Result<(), CoordinatorError> {
-        self.simple_transition(Operation::Resume, |driver| driver.resume())
+        self.guarded_call(Operation::Resume, |_| Ok(()), |driver| driver.resume())
             .await
     }
 
-    /// A call whose only work is one driver call between the state check and update.
-    async fn simple_transition(
+    /// `/commit`: RUNNING with canCommit true; the engine may still refuse (e.g. a
+    /// privilege it finds missing). COMMITTED follows automatically (`settle`).
+    pub async fn commit(&self) -> Result<(), CoordinatorError> {
+        self.guarded_call(Operation::Commit, Self::check_can_commit, |driver| {
+            driver.commit()
+        })
+        .await
+    }
+
+    /// `/reverse`: COMMITTED, of a migration started with `reversible: true` (the other
+    /// documented preconditions were enforced at `/start` or are the engine's to check).
+    /// RUNNING in the other direction follows automatically (`settle`).
+    pub async fn reverse(&self) -> Result<(), CoordinatorError> {
+        self.guarded_call(Operation::Reverse, Self::check_reversible, |driver| {
+            driver.reverse()
+        })
+        .await
+    }
+
+    fn check_can_commit(&self) -> Result<(), CoordinatorError> {
+        let counters = self.driver.progress().unwrap_or_default();
+        commit_readiness(&counters).map_err(|reason| CoordinatorError::NotAllowed {
+            operation: Operation::Commit,
+            reason: reason.to_string(),
+        })
+    }
+
+    fn check_reversible(&self) -> Result<(), CoordinatorError> {
+        let reversible = self
+            .inner
+            .lock()
+            .running
+            .as_ref()
+            .is_some_and(|request| request.reversible);
+        if reversible {
+            return Ok(());
+        }
+        Err(CoordinatorError::NotAllowed {
+            operation: Operation::Reverse,
+            reason: "/reverse needs a migration started with 'reversible': true (with 'enableUserWriteBlocking': \"sourceAndDestination\" and no namespace filter); this one was started without it, and /start options cannot change after the start".into(),
+        })
+    }
+
+    /// A call whose work is a precondition check and one driver call between the state
+    /// check and the state update. The engine's refusals of `/commit` and `/reverse` are
+    /// reported as those calls not being allowed, with the engine's reason.
+    async fn guarded_call(
         &self,
         operation: Operation,
+        check: fn(&Self) -> Result<(), CoordinatorError>,
         call: DriverCall,
     ) -> Result<(), CoordinatorError> {
         let _turn = self
@@ -209,7 +313,15 @@ impl Coordinator {
             .try_lock()
             .map_err(|_| CoordinatorError::Busy(operation.endpoint()))?;
         let next = operation.transition(self.state())?;
-        call(self.driver.as_ref()).await?;
+        check(self)?;
+        call(self.driver.as_ref())
+            .await
+            .map_err(|error| match (operation, error) {
+                (Operation::Commit | Operation::Reverse, EngineError::Refused(reason)) => {
+                    CoordinatorError::NotAllowed { operation, reason }
+                }
+                (_, error) => CoordinatorError::Engine(error),
+            })?;
         self.inner.lock().state = next;
         info!(state = %next, "{} done", operation.endpoint());
         Ok(())

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use c2c_engine::metadata::PersistedPhase;
 use c2c_engine::migration::{Clusters, EngineConfig, Migration};
 use c2c_engine::options::{StartRequest, SyncOptions};
 use c2c_engine::progress::Progress;
@@ -119,6 +120,14 @@ impl EngineDriver for MigrationDriver {
         Box::pin(async move { self.current()?.resume().await })
     }
 
+    fn commit(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async move { self.current()?.commit().await })
+    }
+
+    fn reverse(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async move { self.current()?.reverse().await })
+    }
+
     fn progress(&self) -> Option<Arc<Progress>> {
         self.migration
             .lock()
@@ -133,6 +142,19 @@ impl EngineDriver for MigrationDriver {
             for cluster in [&self.cluster1, &self.cluster0] {
                 if let Some(request) = Migration::persisted_request(&cluster.client).await? {
                     return Ok(Some(request));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// Looked up on the clusters in the same order as `persisted_request`, so both
+    /// answers come from the same state document.
+    fn persisted_phase(&self) -> BoxFuture<'_, Result<Option<PersistedPhase>, EngineError>> {
+        Box::pin(async move {
+            for cluster in [&self.cluster1, &self.cluster0] {
+                if let Some(phase) = Migration::persisted_phase(&cluster.client).await? {
+                    return Ok(Some(phase));
                 }
             }
             Ok(None)

@@ -4,6 +4,7 @@
 //! - `api`: axum router, request bodies, error responses, the progress document;
 //! - `start_options`: `/start` validation into the engine's `StartRequest`/`SyncOptions`;
 //! - `state`: mongosync's states and allowed transitions; `coordinator` applies them;
+//! - `commit_readiness`: when `canCommit` is true, and why not;
 //! - `driver`: the boundary to the engine (`EngineDriver`); `testing`: a fake for tests;
 //! - `cli`, `config`, `logging`, `redact`, `server`: the `c2c run` process.
 
@@ -11,6 +12,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod commit_readiness;
 pub mod config;
 pub mod coordinator;
 pub mod driver;

@@ -105,14 +105,6 @@ pub fn validate_start(
         ));
     }
 
-    // mongosync lowers the default load on a destination that already serves data.
-    let default_load = if pre_existing_destination_data {
-        LoadLevel::new(2)
-    } else {
-        None
-    };
-    let load_level = configured_load_level.or(default_load).unwrap_or_default();
-
     let request = StartRequest {
         source: source.to_string(),
         destination: destination.to_string(),
@@ -125,17 +117,43 @@ pub fn validate_start(
         detect_random_id,
         pre_existing_destination_data,
     };
-    let options = SyncOptions {
-        filter,
-        build_indexes,
-        reversible,
-        write_blocking,
-        detect_random_id,
-        pre_existing_destination_data,
-        verification: verification_enabled,
-        load_level,
-    };
+    let options = sync_options(&request, filter, configured_load_level);
     Ok(ValidatedStart { request, options })
+}
+
+/// The engine's options for a request persisted by a previous process, which continues
+/// a cutover step after a restart without a new `/start`. Built by the same rules as
+/// `validate_start`, so a continued migration runs exactly as the original `/start` did.
+pub fn options_from_request(
+    request: &StartRequest,
+    configured_load_level: Option<LoadLevel>,
+) -> Result<SyncOptions, StartError> {
+    let filter = NamespaceFilter::compile(&request.include_namespaces, &request.exclude_namespaces)
+        .map_err(|error| StartError::InvalidNamespaceFilter(error.to_string()))?;
+    Ok(sync_options(request, filter, configured_load_level))
+}
+
+fn sync_options(
+    request: &StartRequest,
+    filter: NamespaceFilter,
+    configured_load_level: Option<LoadLevel>,
+) -> SyncOptions {
+    // mongosync lowers the default load on a destination that already serves data.
+    let default_load = if request.pre_existing_destination_data {
+        LoadLevel::new(2)
+    } else {
+        None
+    };
+    SyncOptions {
+        filter,
+        build_indexes: request.build_indexes,
+        reversible: request.reversible,
+        write_blocking: request.enable_user_write_blocking,
+        detect_random_id: request.detect_random_id,
+        pre_existing_destination_data: request.pre_existing_destination_data,
+        verification: request.verification_enabled,
+        load_level: configured_load_level.or(default_load).unwrap_or_default(),
+    }
 }
 
 fn reject_unknown_fields(body: &Map<String, Value>) -> Result<(), StartError> {
@@ -334,3 +352,7 @@ fn write_blocking(
         WriteBlocking::DestinationOnly
     }))
 }
+
+#[cfg(test)]
+#[path = "start_options_tests.rs"]
+mod tests;

@@ -1,11 +1,17 @@
 //! A fake `EngineDriver` that records calls and fails on demand, so the API and the
 //! state machine are tested without clusters. Public (not `cfg(test)`) so the
 //! integration tests under `tests/` can use it too.
+//!
+//! Cutover is simulated as the engine reports it: an accepted `commit` / `reverse` sets
+//! the phase to `Committing` / `Reversing`; `complete_commit` / `complete_reverse` play
+//! the engine finishing the step.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use c2c_engine::metadata::PersistedPhase;
 use c2c_engine::options::{StartRequest, SyncOptions};
-use c2c_engine::progress::Progress;
+use c2c_engine::progress::{Phase, Progress};
 use c2c_engine::EngineError;
 use parking_lot::Mutex;
 
@@ -20,7 +26,10 @@ pub enum DriverCall {
     },
     Pause,
     Resume,
+    Commit,
+    Reverse,
     PersistedRequest,
+    PersistedPhase,
 }
 
 /// Which driver method a failure is injected into.
@@ -29,13 +38,17 @@ pub enum DriverMethod {
     Start,
     Pause,
     Resume,
+    Commit,
+    Reverse,
     PersistedRequest,
+    PersistedPhase,
 }
 
 #[derive(Default)]
 pub struct FakeDriver {
     calls: Mutex<Vec<DriverCall>>,
     persisted: Mutex<Option<StartRequest>>,
+    persisted_phase: Mutex<Option<PersistedPhase>>,
     /// Failures consumed one per call of that method, oldest first.
     failures: Mutex<Vec<(DriverMethod, EngineError)>>,
     progress: Arc<Progress>,
@@ -54,6 +67,28 @@ impl FakeDriver {
         let driver = FakeDriver::default();
         *driver.persisted.lock() = Some(request);
         Arc::new(driver)
+    }
+
+    /// A fake whose destination holds `request`, stopped by a previous process at `phase`.
+    pub fn with_persisted_phase(request: StartRequest, phase: PersistedPhase) -> Arc<FakeDriver> {
+        let driver = FakeDriver::default();
+        *driver.persisted.lock() = Some(request);
+        *driver.persisted_phase.lock() = Some(phase);
+        Arc::new(driver)
+    }
+
+    /// Plays the engine finishing a commit: the destination is writable, COMMITTED.
+    pub fn complete_commit(&self) {
+        self.progress.can_write.store(true, Ordering::Relaxed);
+        self.progress.set_phase(Phase::Committed);
+    }
+
+    /// Plays the engine finishing a reverse: the direction flips, the new destination is
+    /// blocked again, and change events flow in steady state.
+    pub fn complete_reverse(&self) {
+        self.progress.reversed.fetch_xor(true, Ordering::Relaxed);
+        self.progress.can_write.store(false, Ordering::Relaxed);
+        self.progress.set_phase(Phase::SteadyState);
     }
 
     /// Makes the next call of `method` fail with `error`.
@@ -116,6 +151,22 @@ impl EngineDriver for FakeDriver {
         Box::pin(async move { result })
     }
 
+    fn commit(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        let result = self.record(DriverCall::Commit, DriverMethod::Commit);
+        if result.is_ok() {
+            self.progress.set_phase(Phase::Committing);
+        }
+        Box::pin(async move { result })
+    }
+
+    fn reverse(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        let result = self.record(DriverCall::Reverse, DriverMethod::Reverse);
+        if result.is_ok() {
+            self.progress.set_phase(Phase::Reversing);
+        }
+        Box::pin(async move { result })
+    }
+
     fn progress(&self) -> Option<Arc<Progress>> {
         (*self.started.lock()).then(|| Arc::clone(&self.progress))
     }
@@ -124,5 +175,11 @@ impl EngineDriver for FakeDriver {
         let result = self.record(DriverCall::PersistedRequest, DriverMethod::PersistedRequest);
         let persisted = self.persisted.lock().clone();
         Box::pin(async move { result.map(|()| persisted) })
+    }
+
+    fn persisted_phase(&self) -> BoxFuture<'_, Result<Option<PersistedPhase>, EngineError>> {
+        let result = self.record(DriverCall::PersistedPhase, DriverMethod::PersistedPhase);
+        let phase = *self.persisted_phase.lock();
+        Box::pin(async move { result.map(|()| phase) })
     }
 }

@@ -10,6 +10,7 @@ use tracing::{error, info};
 
 use crate::coordinator::CoordinatorError;
 use crate::start_options::StartError;
+use crate::state::Operation;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -22,9 +23,6 @@ pub enum ApiError {
     /// 400: a mongosync option whose feature c2c does not have yet.
     #[error("{0}")]
     UnsupportedOption(String),
-    /// 400: an endpoint whose feature has not landed (`/commit`, `/reverse`).
-    #[error("{0}")]
-    NotImplemented(String),
     /// 409: the call is not allowed in the current state (named in the text).
     #[error("{0}")]
     InvalidState(String),
@@ -37,6 +35,18 @@ pub enum ApiError {
     /// 409: the destination already holds namespaces the migration would write.
     #[error("{0}")]
     DestinationNotEmpty(String),
+    /// 409: `/commit` in RUNNING while canCommit is false, or refused by the engine;
+    /// the text says why. Nothing changed.
+    #[error("{0}")]
+    CommitNotAllowed(String),
+    /// 409: `/reverse` in COMMITTED of a migration that cannot be reversed (not
+    /// `reversible`, or refused by the engine); the text says why. Nothing changed.
+    #[error("{0}")]
+    ReverseNotAllowed(String),
+    /// 409: the engine cannot honour the call in the clusters' current situation (e.g.
+    /// c2c's user lacks a privilege `/start` needs); the text says why. Nothing changed.
+    #[error("{0}")]
+    Refused(String),
     /// 422: the source holds something c2c cannot sync (time-series collections, …).
     #[error("{0}")]
     Unsupported(String),
@@ -60,11 +70,13 @@ impl ApiError {
         "InvalidRequest",
         "InvalidNamespaceFilter",
         "UnsupportedOption",
-        "NotImplemented",
         "InvalidState",
         "OperationInProgress",
         "OptionsMismatch",
         "DestinationNotEmpty",
+        "CommitNotAllowed",
+        "ReverseNotAllowed",
+        "Refused",
         "Unsupported",
         "NotFound",
         "MethodNotAllowed",
@@ -77,11 +89,13 @@ impl ApiError {
             ApiError::InvalidRequest(_) => "InvalidRequest",
             ApiError::InvalidNamespaceFilter(_) => "InvalidNamespaceFilter",
             ApiError::UnsupportedOption(_) => "UnsupportedOption",
-            ApiError::NotImplemented(_) => "NotImplemented",
             ApiError::InvalidState(_) => "InvalidState",
             ApiError::OperationInProgress(_) => "OperationInProgress",
             ApiError::OptionsMismatch(_) => "OptionsMismatch",
             ApiError::DestinationNotEmpty(_) => "DestinationNotEmpty",
+            ApiError::CommitNotAllowed(_) => "CommitNotAllowed",
+            ApiError::ReverseNotAllowed(_) => "ReverseNotAllowed",
+            ApiError::Refused(_) => "Refused",
             ApiError::Unsupported(_) => "Unsupported",
             ApiError::NotFound(_) => "NotFound",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
@@ -94,12 +108,14 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_)
             | ApiError::InvalidNamespaceFilter(_)
-            | ApiError::UnsupportedOption(_)
-            | ApiError::NotImplemented(_) => StatusCode::BAD_REQUEST,
+            | ApiError::UnsupportedOption(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidState(_)
             | ApiError::OperationInProgress(_)
             | ApiError::OptionsMismatch(_)
-            | ApiError::DestinationNotEmpty(_) => StatusCode::CONFLICT,
+            | ApiError::DestinationNotEmpty(_)
+            | ApiError::CommitNotAllowed(_)
+            | ApiError::ReverseNotAllowed(_)
+            | ApiError::Refused(_) => StatusCode::CONFLICT,
             ApiError::Unsupported(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -139,6 +155,7 @@ impl From<EngineError> for ApiError {
             EngineError::Unsupported(_) => ApiError::Unsupported(error.to_string()),
             EngineError::DestinationNotEmpty(_) => ApiError::DestinationNotEmpty(error.to_string()),
             EngineError::OptionsMismatch(_) => ApiError::OptionsMismatch(error.to_string()),
+            EngineError::Refused(text) => ApiError::Refused(text),
             other => ApiError::EngineError(other.to_string()),
         }
     }
@@ -150,6 +167,11 @@ impl From<CoordinatorError> for ApiError {
             CoordinatorError::WrongState(wrong) => ApiError::InvalidState(wrong.to_string()),
             CoordinatorError::Busy(_) => ApiError::OperationInProgress(error.to_string()),
             CoordinatorError::OptionsMismatch(text) => ApiError::OptionsMismatch(text),
+            CoordinatorError::NotAllowed { operation, reason } => match operation {
+                Operation::Reverse => ApiError::ReverseNotAllowed(reason),
+                // Only /commit and /reverse have preconditions beyond the state.
+                _ => ApiError::CommitNotAllowed(reason),
+            },
             CoordinatorError::Engine(engine) => engine.into(),
         }
     }

@@ -50,18 +50,24 @@ pub async fn resume(
     Ok(success())
 }
 
-pub async fn commit(body: Body) -> Result<Json<Value>, ApiError> {
+/// `/commit`: accepted means COMMITTING; `/progress` shows canWrite, then COMMITTED.
+pub async fn commit(
+    AxumState(coordinator): AxumState<Arc<Coordinator>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
     no_parameters(&body.map_err(unreadable)?, "/commit")?;
-    Err(ApiError::NotImplemented(
-        "/commit is not available in c2c yet: cutover arrives with the cutover issue. The migration keeps running; /progress shows its state".into(),
-    ))
+    coordinator.commit().await?;
+    Ok(success())
 }
 
-pub async fn reverse(body: Body) -> Result<Json<Value>, ApiError> {
+/// `/reverse`: accepted means REVERSING; RUNNING in the other direction follows.
+pub async fn reverse(
+    AxumState(coordinator): AxumState<Arc<Coordinator>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
     no_parameters(&body.map_err(unreadable)?, "/reverse")?;
-    Err(ApiError::NotImplemented(
-        "/reverse is not available in c2c yet: reverse sync arrives with the cutover issue".into(),
-    ))
+    coordinator.reverse().await?;
+    Ok(success())
 }
 
 /// The hand-written OpenAPI 3.0 document; a test keeps it true to the router.

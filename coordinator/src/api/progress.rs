@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use axum::extract::State as AxumState;
 use axum::Json;
+use c2c_engine::options::StartRequest;
 use c2c_engine::progress::{Phase, Progress};
 use serde::Serialize;
 
+use crate::commit_readiness::commit_readiness;
 use crate::coordinator::{Coordinator, CoordinatorSettings, Snapshot};
 use crate::state::State;
-
-/// mongosync 1.21: no commit while lag is above this.
-const MAX_COMMIT_LAG_SECONDS: i64 = 30;
 
 #[derive(Debug, Serialize)]
 pub struct ProgressResponse {
@@ -102,51 +101,87 @@ pub fn progress_document(snapshot: &Snapshot, settings: &CoordinatorSettings) ->
     let phase = counters.phase();
     let failure = counters.failure.lock().clone();
     let copy_done = counters.copy_done.load(Ordering::Relaxed);
-    let lag_reported = !matches!(state, State::Paused);
-    let overall_lag = counters.lag_seconds();
-
-    let can_commit = state == State::Running
-        && failure.is_none()
-        && copy_done
-        && phase == Some(Phase::SteadyState)
-        && overall_lag.is_some_and(|lag| lag <= MAX_COMMIT_LAG_SECONDS);
+    let lag = lag(state, &counters);
 
     let mut warnings = counters.warnings.lock().clone();
+    // Cutover problems (e.g. duplicate keys blocking a unique index) need the user.
+    warnings.extend(counters.cutover_errors.lock().iter().cloned());
     if let Some(failure) = failure {
-        warnings.push(format!(
-            "the migration stopped after a fatal error: {failure}. Fix the cause, restart c2c and send the same /start to continue from the last checkpoint"
-        ));
+        warnings.push(failure_warning(state, &failure));
     }
 
     ProgressDocument {
         state: state.as_str(),
-        can_commit,
-        // Writes to the destination become safe only during commit (cutover issue).
-        can_write: Some(false),
-        info: Some(info(phase, copy_done)),
+        can_commit: state == State::Running && commit_readiness(&counters).is_ok(),
+        // COMMITTED implies the destination is writable (spec §5.2), even before the
+        // engine of a restarted process has set its counter.
+        can_write: Some(counters.can_write.load(Ordering::Relaxed) || state == State::Committed),
+        info: Some(info(state, phase, copy_done)),
         cea_stage: if state == State::Running {
             cea_stage(phase)
         } else {
             None
         },
-        lag: lag_reported.then(|| Lag {
-            overall_lag_seconds: overall_lag,
-            crud_lag_seconds: counters.crud_lag_seconds(),
-            ddl_lag_seconds: counters.ddl_lag_seconds(),
-        }),
-        lag_time_seconds: if lag_reported { overall_lag } else { None },
+        lag_time_seconds: lag.as_ref().and_then(|lag| lag.overall_lag_seconds),
+        lag,
         total_events_applied: Some(counters.events_applied.load(Ordering::Relaxed)),
         collection_copy: Some(collection_copy(&counters)),
-        direction_mapping: Some(DirectionMapping {
-            source: cluster_label(&request.source, settings),
-            destination: cluster_label(&request.destination, settings),
-        }),
+        direction_mapping: Some(direction_mapping(request, &counters, settings)),
         mongosync_id: Some(settings.id.clone()),
         // One process: this instance is its own coordinator.
         coordinator_id: Some(settings.id.clone()),
         source: Some(ping(counters.source_ping_ms.load(Ordering::Relaxed))),
         destination: Some(ping(counters.destination_ping_ms.load(Ordering::Relaxed))),
         warnings,
+    }
+}
+
+/// `lag`: null while PAUSED; 0 once COMMITTED (spec §4: every event up to the commit
+/// point is applied and no more are read); otherwise the engine's measurement.
+fn lag(state: State, counters: &Progress) -> Option<Lag> {
+    match state {
+        State::Paused => None,
+        State::Committed => Some(Lag {
+            overall_lag_seconds: Some(0),
+            crud_lag_seconds: Some(0),
+            // Still null when no DDL was ever applied (the field's documented meaning).
+            ddl_lag_seconds: counters.ddl_lag_seconds().map(|_| 0),
+        }),
+        _ => Some(Lag {
+            overall_lag_seconds: counters.lag_seconds(),
+            crud_lag_seconds: counters.crud_lag_seconds(),
+            ddl_lag_seconds: counters.ddl_lag_seconds(),
+        }),
+    }
+}
+
+/// A fatal engine error, with what continues the migration: during cutover a restart
+/// alone finishes the step; otherwise the same `/start` after the restart.
+fn failure_warning(state: State, failure: &str) -> String {
+    let next = match state {
+        State::Committing | State::Reversing => {
+            "Fix the cause and restart c2c: it finishes the step from the persisted state without a new /start"
+        }
+        _ => "Fix the cause, restart c2c and send the same /start to continue from the last checkpoint",
+    };
+    format!("the migration stopped after a fatal error: {failure}. {next}")
+}
+
+/// `directionMapping` as data flows now: after a `/reverse` the request's destination is
+/// the source.
+fn direction_mapping(
+    request: &StartRequest,
+    counters: &Progress,
+    settings: &CoordinatorSettings,
+) -> DirectionMapping {
+    let (source, destination) = if counters.reversed.load(Ordering::Relaxed) {
+        (&request.destination, &request.source)
+    } else {
+        (&request.source, &request.destination)
+    };
+    DirectionMapping {
+        source: cluster_label(source, settings),
+        destination: cluster_label(destination, settings),
     }
 }
 
@@ -170,9 +205,15 @@ fn empty_document(state: State) -> ProgressDocument {
     }
 }
 
-/// `info`: initialization counts as the start of the copy (`estimatedTotalBytes` is
-/// still 1 then); paused or failed migrations report the phase they stopped in.
-fn info(phase: Option<Phase>, copy_done: bool) -> &'static str {
+/// `info`: COMMITTING and COMMITTED say so whatever the engine is doing (spec §4); else
+/// initialization counts as the start of the copy (`estimatedTotalBytes` is still 1
+/// then), and paused or failed migrations report the phase they stopped in.
+fn info(state: State, phase: Option<Phase>, copy_done: bool) -> &'static str {
+    match state {
+        State::Committing => return "waiting for commit to complete",
+        State::Committed => return "commit completed",
+        _ => {}
+    }
     match phase {
         Some(Phase::Initializing | Phase::CollectionCopy) => "collection copy",
         Some(Phase::CopyDrain | Phase::SteadyState | Phase::Reversing) => {

@@ -1,5 +1,6 @@
 //! Helpers: an API over `FakeDriver`, requests through `oneshot`, error-shape checks.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use c2c_coordinator::testing::FakeDriver;
 use c2c_coordinator::{router, Coordinator, CoordinatorSettings};
+use c2c_engine::options::StartRequest;
+use c2c_engine::progress::{Phase, Progress};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -67,6 +70,53 @@ pub async fn running() -> TestApi {
 }
 
 pub const MINIMAL_START: &str = r#"{"source":"cluster0","destination":"cluster1"}"#;
+/// A migration `/reverse` accepts (reversible implies source-and-destination blocking).
+pub const REVERSIBLE_START: &str =
+    r#"{"source":"cluster0","destination":"cluster1","reversible":true}"#;
+
+/// The canonical request a `/start` body persists.
+pub fn request_of(body: &str) -> StartRequest {
+    let body = serde_json::from_str(body).expect("json");
+    c2c_coordinator::start_options::validate_start(&body, None)
+        .expect("valid")
+        .request
+}
+
+/// Counters of a migration in steady state with `lag` seconds of lag (canCommit true
+/// up to 30 s).
+pub fn steady_state(counters: &Progress, lag: i64) {
+    counters.set_phase(Phase::SteadyState);
+    counters.copy_done.store(true, Ordering::Relaxed);
+    counters
+        .estimated_total_bytes
+        .store(1000, Ordering::Relaxed);
+    counters.copied_bytes.store(1200, Ordering::Relaxed);
+    counters.events_applied.store(42, Ordering::Relaxed);
+    counters
+        .source_latest_secs
+        .store(1_000 + lag, Ordering::Relaxed);
+    counters.applied_latest_secs.store(1_000, Ordering::Relaxed);
+    counters.applied_crud_secs.store(1_000, Ordering::Relaxed);
+    counters.source_ping_ms.store(12, Ordering::Relaxed);
+    counters.destination_ping_ms.store(-1, Ordering::Relaxed);
+}
+
+/// A RUNNING migration started with `body`, with canCommit true.
+pub async fn committable(body: &str) -> TestApi {
+    let api = idle().await;
+    assert_success(&api.post("/api/v1/start", body).await);
+    steady_state(api.driver.counters(), 2);
+    api
+}
+
+/// A COMMITTED migration started with `body`.
+pub async fn committed(body: &str) -> TestApi {
+    let api = committable(body).await;
+    assert_success(&api.post("/api/v1/commit", "{}").await);
+    api.driver.complete_commit();
+    assert_eq!(api.progress().await["state"], "COMMITTED");
+    api
+}
 
 impl TestApi {
     pub async fn request(

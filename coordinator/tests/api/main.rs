@@ -2,7 +2,10 @@
 //! the slow part on our machines), one module per concern.
 
 mod common;
+mod cutover;
+mod cutover_restart;
 mod progress;
+mod progress_cutover;
 mod routes;
 mod server;
 mod start_combinations;

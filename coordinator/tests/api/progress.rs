@@ -2,10 +2,10 @@
 
 use std::sync::atomic::Ordering;
 
-use c2c_engine::progress::{Phase, Progress};
+use c2c_engine::progress::Phase;
 use serde_json::{json, Value};
 
-use crate::common::{idle, running};
+use crate::common::{idle, running, steady_state};
 
 /// Every key mongosync's clients may read, in IDLE: all null but state and canCommit.
 #[tokio::test]
@@ -61,23 +61,6 @@ async fn running_before_the_copy_starts() {
             "destination": {}
         })
     );
-}
-
-fn steady_state(counters: &Progress, lag: i64) {
-    counters.set_phase(Phase::SteadyState);
-    counters.copy_done.store(true, Ordering::Relaxed);
-    counters
-        .estimated_total_bytes
-        .store(1000, Ordering::Relaxed);
-    counters.copied_bytes.store(1200, Ordering::Relaxed);
-    counters.events_applied.store(42, Ordering::Relaxed);
-    counters
-        .source_latest_secs
-        .store(1_000 + lag, Ordering::Relaxed);
-    counters.applied_latest_secs.store(1_000, Ordering::Relaxed);
-    counters.applied_crud_secs.store(1_000, Ordering::Relaxed);
-    counters.source_ping_ms.store(12, Ordering::Relaxed);
-    counters.destination_ping_ms.store(-1, Ordering::Relaxed);
 }
 
 #[tokio::test]

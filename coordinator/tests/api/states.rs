@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use c2c_coordinator::testing::{DriverCall, DriverMethod, FakeDriver};
-use c2c_engine::options::StartRequest;
 use c2c_engine::EngineError;
 
 use crate::common::{
-    assert_error, assert_success, idle, idle_with, running, uninitialized, MINIMAL_START,
+    assert_error, assert_success, idle, idle_with, request_of, running, uninitialized,
+    MINIMAL_START,
 };
 
 const CONFLICT: StatusCode = StatusCode::CONFLICT;
@@ -32,6 +32,9 @@ async fn start_pause_resume_cycle() {
             DriverCall::Start { .. } => "start",
             DriverCall::Pause => "pause",
             DriverCall::Resume => "resume",
+            DriverCall::Commit => "commit",
+            DriverCall::Reverse => "reverse",
+            DriverCall::PersistedPhase => "phase",
         })
         .collect();
     assert_eq!(calls, ["persisted", "start", "pause", "resume"]);
@@ -186,16 +189,9 @@ async fn initialization_failures_are_retried_and_shown() {
     assert!(progress.get("warnings").is_none(), "{progress}");
 }
 
-fn minimal_request() -> StartRequest {
-    let body = serde_json::from_str(MINIMAL_START).expect("json");
-    c2c_coordinator::start_options::validate_start(&body, None)
-        .expect("valid")
-        .request
-}
-
 #[tokio::test]
 async fn restart_with_the_same_start_continues() {
-    let api = idle_with(FakeDriver::with_persisted(minimal_request())).await;
+    let api = idle_with(FakeDriver::with_persisted(request_of(MINIMAL_START))).await;
     assert_eq!(api.progress().await["state"], "IDLE");
     // Same request, spelled differently (explicit defaults) — equal once canonical.
     assert_success(
@@ -210,7 +206,7 @@ async fn restart_with_the_same_start_continues() {
 
 #[tokio::test]
 async fn restart_with_a_different_start_is_refused_naming_the_differences() {
-    let api = idle_with(FakeDriver::with_persisted(minimal_request())).await;
+    let api = idle_with(FakeDriver::with_persisted(request_of(MINIMAL_START))).await;
     let response = api
         .post(
             "/api/v1/start",
@@ -304,33 +300,6 @@ async fn engine_pause_and_resume_failures_keep_the_state() {
         &["checkpoint unreadable"],
     );
     assert_eq!(api.progress().await["state"], "PAUSED");
-}
-
-#[tokio::test]
-async fn commit_and_reverse_are_not_available_yet() {
-    for api in [idle().await, running().await] {
-        let commit = api.post("/api/v1/commit", "{ }").await;
-        assert_error(
-            &commit,
-            StatusCode::BAD_REQUEST,
-            "NotImplemented",
-            &["/commit", "cutover issue"],
-        );
-        let reverse = api.request("POST", "/api/v1/reverse", None, None).await;
-        assert_error(
-            &reverse,
-            StatusCode::BAD_REQUEST,
-            "NotImplemented",
-            &["/reverse", "cutover issue"],
-        );
-    }
-    let api = running().await;
-    api.post("/api/v1/commit", "{}").await;
-    assert_eq!(
-        api.progress().await["state"],
-        "RUNNING",
-        "a refused commit changes nothing"
-    );
 }
 
 #[tokio::test]

@@ -33,6 +33,33 @@ pub struct Cluster {
     testbed: Option<TestbedHandle>,
 }
 
+/// Users of the auth-enabled testbeds: c2c's own (root: may bypass write blocking) and
+/// an application user (readWriteAnyDatabase: may not).
+pub const SYNC_USER: (&str, &str) = ("c2c", "sync-secret");
+pub const APP_USER: (&str, &str) = ("app", "app-secret");
+
+pub fn auth_config() -> TestbedConfig {
+    use c2c_testbed::{RoleRef, UserSpec};
+    TestbedConfig {
+        idle_noop_interval: Duration::from_millis(200),
+        auth_users: vec![
+            UserSpec {
+                user: SYNC_USER.0.into(),
+                db: "admin".into(),
+                password: SYNC_USER.1.into(),
+                roles: vec![RoleRef::new("root", "admin")],
+            },
+            UserSpec {
+                user: APP_USER.0.into(),
+                db: "admin".into(),
+                password: APP_USER.1.into(),
+                roles: vec![RoleRef::new("readWriteAnyDatabase", "admin")],
+            },
+        ],
+        ..TestbedConfig::default()
+    }
+}
+
 impl Cluster {
     async fn start(env: &str, config: TestbedConfig) -> Cluster {
         match std::env::var(env) {
@@ -48,8 +75,13 @@ impl Cluster {
                 }
             }
             Err(_) => {
+                let with_auth = !config.auth_users.is_empty();
                 let testbed = Testbed::start(config).await.expect("start a testbed");
-                let uri = testbed.uri();
+                let uri = if with_auth {
+                    testbed.uri_with_auth(SYNC_USER.0, SYNC_USER.1)
+                } else {
+                    testbed.uri()
+                };
                 let client = Client::with_uri_str(&uri)
                     .await
                     .expect("connect to the testbed");
@@ -60,6 +92,17 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// A client authenticated as the application user (auth-enabled testbeds only).
+    pub async fn app_client(&self) -> Client {
+        let testbed = self
+            .testbed
+            .as_ref()
+            .expect("application users exist on auth testbeds only");
+        Client::with_uri_str(testbed.uri_with_auth(APP_USER.0, APP_USER.1))
+            .await
+            .expect("app client")
     }
 
     /// Runs an admin command (failpoints, testbed fault commands).
@@ -220,6 +263,19 @@ impl Harness {
         }
         self.spawn_process().await;
         self.wait_for_state("IDLE", Duration::from_secs(30)).await;
+    }
+
+    /// `kill -9` and restart, without expecting IDLE (a commit or reverse in flight
+    /// continues on its own after a restart).
+    pub async fn kill_and_restart_in_any_state(&mut self) {
+        match &mut self.api {
+            Api::Child(child) => {
+                child.start_kill().expect("kill -9");
+                child.wait().await.expect("reap");
+            }
+            _ => panic!("kill_and_restart needs Harness::start_process"),
+        }
+        self.spawn_process().await;
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {

@@ -6,6 +6,7 @@
 //! - `copy` copies one partition with bulk unordered writes, checkpointing as it goes;
 //! - `cea` reads the change stream from T0, buffers it and applies it idempotently;
 //! - `metadata` persists state and checkpoints in `__c2c_internal` on the destination;
+//! - `cutover` blocks writes, commits and reverses (persisted, idempotent steps);
 //! - `migration` runs the phases and owns every task it starts.
 
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ pub mod bson_order;
 pub mod cea;
 pub mod compare;
 pub mod copy;
+pub mod cutover;
 pub mod discovery;
 pub mod error;
 pub mod filter;

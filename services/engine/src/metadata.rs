@@ -34,6 +34,65 @@ pub enum PersistedPhase {
     Copying,
     /// Copy done; change events are being applied.
     Applying,
+    /// `/commit` accepted; `MigrationState::cutover.step` says which step runs.
+    Committing,
+    /// Cutover finished: the destination is the application's cluster.
+    Committed,
+    /// `/reverse` accepted; swapping roles before streaming the other way.
+    Reversing,
+}
+
+/// One persisted step of a commit or a reverse. A step is saved before it runs and every
+/// step is idempotent, so a restart runs the saved step again and continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CutoverStep {
+    /// Commit 1: block user writes on the source (sourceAndDestination only).
+    BlockSource,
+    /// Commit 2: take Tc from a no-op write on the source.
+    TakeCommitPoint,
+    /// Commit 3: apply every change event up to Tc, then stop reading.
+    DrainToCommitPoint,
+    /// Commit 4: set the non-unique copies of unique indexes to `prepareUnique`.
+    PrepareUnique,
+    /// Commit 5: take Td on the destination, unblock it, report `canWrite`.
+    EnableWrites,
+    /// Commit 6: convert to unique; restore TTL, hidden and other relaxed options.
+    RestoreIndexes,
+    /// Commit 7: final check for late source writes, then `Committed`.
+    FinishCommit,
+    /// Reverse 1: forget the old direction's checkpoint and swap the roles.
+    SwapDirection,
+    /// Reverse 2: block and relax the new destination (the old source) for syncing.
+    PrepareNewDestination,
+    /// Reverse 3: back to change-event application in the new direction.
+    ResumeSync,
+}
+
+/// What commit and reverse persist besides the phase. Every field defaults, so state
+/// documents written before cutover existed still load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CutoverState {
+    /// The step running (or to run after a restart) while Committing or Reversing.
+    #[serde(default)]
+    pub step: Option<CutoverStep>,
+    /// Commit point on the (current) source: every event up to it is applied.
+    #[serde(default)]
+    pub tc: Option<Timestamp>,
+    /// Destination time taken right before it was unblocked: a reverse streams from here.
+    #[serde(default)]
+    pub td: Option<Timestamp>,
+    /// True while the original destination is the source.
+    #[serde(default)]
+    pub reversed: bool,
+    /// How many reverses have completed or started.
+    #[serde(default)]
+    pub reversals: u32,
+    /// Where the current direction's stream starts when there is no checkpoint yet (the
+    /// Td of the commit before the last reverse); `None` means T0.
+    #[serde(default)]
+    pub stream_start: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +106,9 @@ pub struct MigrationState {
     pub source_hosts: Vec<String>,
     pub destination_hosts: Vec<String>,
     pub estimated_total_bytes: u64,
+    /// Commit/reverse progress and the current direction (absent before the first commit).
+    #[serde(default)]
+    pub cutover: CutoverState,
 }
 
 /// What kind of source namespace this is.
@@ -197,6 +259,33 @@ impl Metadata {
                 doc! {"_id": "migration"},
                 doc! {"$set": {"phase": phase.clone()}},
             )
+        })
+        .await
+        .map_err(EngineError::destination)?;
+        Ok(())
+    }
+
+    /// Saves phase and cutover state in one write, so a restart never sees one without
+    /// the other.
+    pub async fn set_cutover(&self, phase: PersistedPhase, cutover: &CutoverState) -> Result<()> {
+        let phase = bson::to_bson(&phase).map_err(|e| EngineError::Metadata(e.to_string()))?;
+        let cutover = bson::to_bson(cutover).map_err(|e| EngineError::Metadata(e.to_string()))?;
+        let update = doc! {"$set": {"phase": phase, "cutover": cutover}};
+        let update = &update;
+        retry("save cutover state", || {
+            self.state
+                .update_one(doc! {"_id": "migration"}, update.clone())
+        })
+        .await
+        .map_err(EngineError::destination)?;
+        Ok(())
+    }
+
+    /// Forgets the change-event checkpoint (a reverse starts a stream on the other cluster,
+    /// whose tokens mean nothing to the old one).
+    pub async fn clear_cea_checkpoint(&self) -> Result<()> {
+        retry("clear change-event checkpoint", || {
+            self.checkpoints.delete_one(doc! {"_id": "cea"})
         })
         .await
         .map_err(EngineError::destination)?;
@@ -355,5 +444,59 @@ impl Metadata {
         .await
         .map_err(EngineError::destination)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state document written before cutover existed (no `cutover` field) still loads,
+    /// and the new phases use the names the coordinator matches on.
+    #[test]
+    fn old_state_documents_decode_and_phase_names_are_stable() {
+        let old = doc! {
+            "request": {
+                "source": "cluster0", "destination": "cluster1",
+                "includeNamespaces": [], "excludeNamespaces": [],
+                "buildIndexes": "beforeDataCopy", "reversible": false,
+                "enableUserWriteBlocking": "destinationOnly", "verificationEnabled": false,
+                "detectRandomId": false, "preExistingDestinationData": false,
+            },
+            "t0": Timestamp { time: 5, increment: 1 },
+            "phase": "applying",
+            "sourceHosts": ["a:1"], "destinationHosts": ["b:2"],
+            "estimatedTotalBytes": 10_i64,
+        };
+        let state: MigrationState = bson::from_document(old).expect("old state decodes");
+        assert_eq!(state.cutover, CutoverState::default());
+        for (phase, name) in [
+            (PersistedPhase::Committing, "committing"),
+            (PersistedPhase::Committed, "committed"),
+            (PersistedPhase::Reversing, "reversing"),
+        ] {
+            assert_eq!(bson::to_bson(&phase).expect("phase"), Bson::from(name));
+        }
+        let partial: CutoverState =
+            bson::from_document(doc! {"step": "drainToCommitPoint"}).expect("partial decodes");
+        assert_eq!(partial.step, Some(CutoverStep::DrainToCommitPoint));
+        let mut full = state.clone();
+        full.cutover = CutoverState {
+            step: Some(CutoverStep::EnableWrites),
+            tc: Some(Timestamp {
+                time: 9,
+                increment: 2,
+            }),
+            td: None,
+            reversed: true,
+            reversals: 3,
+            stream_start: Some(Timestamp {
+                time: 7,
+                increment: 1,
+            }),
+        };
+        let round: MigrationState =
+            bson::from_document(bson::to_document(&full).expect("encode")).expect("decode");
+        assert_eq!(round, full);
     }
 }

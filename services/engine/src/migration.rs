@@ -15,6 +15,12 @@
 //! `_id`, and the stream restarts after the last applied event (or at T0). Pause cancels
 //! the run's tasks (each stops within a second, after its last checkpoint) and resume
 //! starts them again from those checkpoints.
+//!
+//! Cutover (`crate::cutover`) adds the phases Committing → Committed → Reversing →
+//! Applying (the other way round). The run dispatches on the persisted phase, so a
+//! restart continues a commit or reverse at its saved step. After a reverse the data
+//! flows from the request's destination to its source ([`Migration::flow`]); the
+//! metadata stays on the request's destination.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -32,11 +38,15 @@ use crate::cea::apply::{Applier, ApplierOptions};
 use crate::cea::reader::{Reader, StartAt};
 use crate::cea::spill::{Spill, SpillConfig};
 use crate::copy::copy_partition;
+use crate::cutover::blocking::set_user_write_block;
+use crate::cutover::{privileges, CutoverHooks};
 use crate::discovery::{self, SourceNamespace};
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, Result, Side};
 use crate::indexes;
-use crate::metadata::{Metadata, MigrationState, NamespaceKind, NamespaceRecord, PersistedPhase};
-use crate::options::{StartRequest, SyncOptions};
+use crate::metadata::{
+    CutoverState, Metadata, MigrationState, NamespaceKind, NamespaceRecord, PersistedPhase,
+};
+use crate::options::{StartRequest, SyncOptions, WriteBlocking};
 use crate::partition;
 use crate::progress::{Phase, Progress};
 use crate::retry::retry;
@@ -45,6 +55,8 @@ use crate::retry::retry;
 pub const PARTITION_TARGET_BYTES: u64 = 64 * 1024 * 1024;
 /// How often both clusters are pinged for `pingLatencyMs` (mongosync: 30 s).
 const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// How often an idle stream checkpoints a high-water mark while syncing.
+const MARK_EVERY: Duration = Duration::from_secs(1);
 /// Bound on how long pause waits for the tasks to reach a checkpoint.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -62,6 +74,8 @@ pub struct EngineConfig {
     /// Where change events buffered during the copy spill to disk.
     pub spill_dir: PathBuf,
     pub partition_target_bytes: u64,
+    /// Crash simulation for cutover tests; inert by default.
+    pub hooks: CutoverHooks,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +83,7 @@ impl Default for EngineConfig {
         EngineConfig {
             spill_dir: std::env::temp_dir().join(format!("c2c-spill-{}", std::process::id())),
             partition_target_bytes: PARTITION_TARGET_BYTES,
+            hooks: CutoverHooks::default(),
         }
     }
 }
@@ -79,11 +94,13 @@ struct RunHandle {
 }
 
 pub struct Migration {
-    clusters: Clusters,
-    options: SyncOptions,
-    config: EngineConfig,
-    metadata: Metadata,
-    progress: Arc<Progress>,
+    /// As the request names them; see [`Migration::flow`] for the current direction.
+    pub(crate) clusters: Clusters,
+    pub(crate) options: SyncOptions,
+    pub(crate) config: EngineConfig,
+    /// Always on the request's destination.
+    pub(crate) metadata: Metadata,
+    pub(crate) progress: Arc<Progress>,
     run: Mutex<Option<RunHandle>>,
 }
 
@@ -101,8 +118,15 @@ impl Migration {
         progress.set_phase(Phase::Initializing);
         let cancel = CancellationToken::new();
         let mut prepared = None;
-        match metadata.load_state().await? {
-            Some(state) => check_same_migration(&state, &request, &clusters)?,
+        privileges::check(
+            &clusters.source,
+            &clusters.destination,
+            options.write_blocking,
+        )
+        .await?;
+        let persisted = metadata.load_state().await?;
+        match &persisted {
+            Some(state) => check_same_migration(state, &request, &clusters)?,
             None => {
                 let namespaces = discovery::discover(&clusters.source, &options.filter).await?;
                 discovery::check_destination(&clusters.destination, &namespaces).await?;
@@ -115,6 +139,7 @@ impl Migration {
                     &config,
                     &progress,
                     StartAt::OperationTime(t0),
+                    MARK_EVERY,
                     &cancel,
                 )?;
                 let state = MigrationState {
@@ -124,6 +149,7 @@ impl Migration {
                     source_hosts: clusters.source_hosts.clone(),
                     destination_hosts: clusters.destination_hosts.clone(),
                     estimated_total_bytes: namespaces.iter().map(|n| n.estimated_bytes).sum(),
+                    cutover: CutoverState::default(),
                 };
                 if let Err(error) = metadata.save_state(&state).await {
                     cancel.cancel();
@@ -132,6 +158,12 @@ impl Migration {
                 prepared = Some((reader, namespaces));
             }
         }
+        let (phase, reversed) = persisted
+            .as_ref()
+            .map_or((PersistedPhase::Planning, false), |state| {
+                (state.phase, state.cutover.reversed)
+            });
+        progress.reversed.store(reversed, Ordering::Relaxed);
         let migration = Arc::new(Migration {
             clusters,
             options,
@@ -140,8 +172,43 @@ impl Migration {
             progress,
             run: Mutex::new(None),
         });
+        // User writes on the destination are blocked from the start of the sync until
+        // right before canWrite (cutover steps manage blocking themselves).
+        let syncing = matches!(
+            phase,
+            PersistedPhase::Planning | PersistedPhase::Copying | PersistedPhase::Applying
+        );
+        if syncing && migration.options.write_blocking != WriteBlocking::None {
+            let destination = migration.flow().destination;
+            if let Err(error) = set_user_write_block(&destination, Side::Destination, true).await {
+                cancel.cancel();
+                return Err(error);
+            }
+        }
         migration.spawn_run(cancel, prepared);
         Ok(migration)
+    }
+
+    /// The clusters in the current direction: swapped after an odd number of reverses.
+    pub fn flow(&self) -> Clusters {
+        if !self.progress.reversed.load(Ordering::Relaxed) {
+            return self.clusters.clone();
+        }
+        Clusters {
+            source: self.clusters.destination.clone(),
+            destination: self.clusters.source.clone(),
+            source_hosts: self.clusters.destination_hosts.clone(),
+            destination_hosts: self.clusters.source_hosts.clone(),
+        }
+    }
+
+    /// Where the current direction's stream starts: after the last applied event, else
+    /// at Td of the commit before the last reverse, else at T0.
+    pub(crate) async fn stream_start(&self, state: &MigrationState) -> Result<StartAt> {
+        Ok(match self.metadata.load_cea_checkpoint().await? {
+            Some(checkpoint) => StartAt::After(checkpoint.token),
+            None => StartAt::OperationTime(state.cutover.stream_start.unwrap_or(state.t0)),
+        })
     }
 
     /// The persisted request of a migration on this destination, if any.
@@ -158,13 +225,26 @@ impl Migration {
 
     /// Stops reading and writing (within a second for each task), keeping checkpoints.
     pub async fn pause(&self) -> Result<()> {
+        self.stop_run().await;
+        self.progress.set_phase(Phase::Paused);
+        Ok(())
+    }
+
+    /// Cancels the run's tasks and waits (bounded) until they stopped at a checkpoint.
+    pub(crate) async fn stop_run(&self) {
         let handle = self.run.lock().take();
         if let Some(handle) = handle {
             handle.cancel.cancel();
             let _ = tokio::time::timeout(STOP_TIMEOUT, handle.task).await;
         }
-        self.progress.set_phase(Phase::Paused);
-        Ok(())
+    }
+
+    /// Whether the run's task is still working (not stopped, failed or finished).
+    pub(crate) fn is_running(&self) -> bool {
+        self.run
+            .lock()
+            .as_ref()
+            .is_some_and(|handle| !handle.task.is_finished())
     }
 
     /// Continues from the checkpoints.
@@ -181,7 +261,7 @@ impl Migration {
         let _ = self.pause().await;
     }
 
-    fn spawn_run(
+    pub(crate) fn spawn_run(
         self: &Arc<Self>,
         cancel: CancellationToken,
         prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
@@ -195,7 +275,14 @@ impl Migration {
                 Err(error) => {
                     tracing::error!(error = %error, "migration failed");
                     *migration.progress.failure.lock() = Some(error.to_string());
-                    migration.progress.set_phase(Phase::Failed);
+                    // A failed commit stays COMMITTING (with the failure) until fixed.
+                    let cutover = matches!(
+                        migration.progress.phase(),
+                        Some(Phase::Committing | Phase::Reversing)
+                    );
+                    if !cutover {
+                        migration.progress.set_phase(Phase::Failed);
+                    }
                     token.cancel();
                 }
             }
@@ -213,10 +300,37 @@ impl Migration {
             self.progress.clone(),
             cancel.clone(),
         ));
-        let outcome = self.run_with_stream(cancel.clone(), prepared).await;
+        let outcome = self.run_current(cancel.clone(), prepared).await;
         cancel.cancel();
         let _ = pinger.await;
         outcome
+    }
+
+    /// Continues from the persisted phase: a commit or reverse at its saved step, or
+    /// the sync (a reverse ends in the sync the other way round).
+    async fn run_current(
+        &self,
+        cancel: CancellationToken,
+        prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
+    ) -> Result<()> {
+        if prepared.is_none() {
+            let state = self.load_state().await?;
+            self.progress
+                .reversed
+                .store(state.cutover.reversed, Ordering::Relaxed);
+            match state.phase {
+                PersistedPhase::Committing => return self.run_commit(&cancel).await,
+                PersistedPhase::Committed => {
+                    self.progress.copy_done.store(true, Ordering::Relaxed);
+                    self.progress.can_write.store(true, Ordering::Relaxed);
+                    self.progress.set_phase(Phase::Committed);
+                    return Ok(());
+                }
+                PersistedPhase::Reversing => self.run_reverse(&cancel).await?,
+                PersistedPhase::Planning | PersistedPhase::Copying | PersistedPhase::Applying => {}
+            }
+        }
+        self.run_with_stream(cancel, prepared).await
     }
 
     async fn run_with_stream(
@@ -228,17 +342,15 @@ impl Migration {
             Some((reader, namespaces)) => (reader, Some(namespaces)),
             None => {
                 let state = self.load_state().await?;
-                let start = match self.metadata.load_cea_checkpoint().await? {
-                    Some(checkpoint) => StartAt::After(checkpoint.token),
-                    None => StartAt::OperationTime(state.t0),
-                };
+                let start = self.stream_start(&state).await?;
                 (
                     start_reader(
-                        &self.clusters,
+                        &self.flow(),
                         &self.options,
                         &self.config,
                         &self.progress,
                         start,
+                        MARK_EVERY,
                         &cancel,
                     )?,
                     None,
@@ -249,6 +361,7 @@ impl Migration {
             spill,
             task: mut reader_task,
         } = reader;
+        let flow = self.flow();
         let work = async {
             let state = self.load_state().await?;
             self.progress
@@ -282,8 +395,8 @@ impl Migration {
             self.progress.copy_done.store(true, Ordering::Relaxed);
             self.progress.set_phase(Phase::CopyDrain);
             let applier = Applier::new(
-                self.clusters.source.clone(),
-                self.clusters.destination.clone(),
+                flow.source.clone(),
+                flow.destination.clone(),
                 self.options.filter.clone(),
                 spill.clone(),
                 self.progress.clone(),
@@ -292,18 +405,15 @@ impl Migration {
                     build_indexes: self.options.build_indexes,
                     ..ApplierOptions::default()
                 },
-            );
+            )
+            .with_metadata(self.metadata.clone());
             applier.run(cancel.clone()).await
         };
         // The reader only ends on its own with an error (or when cancelled); either way
         // the run stops.
         let outcome = tokio::select! {
             outcome = work => outcome,
-            reader_outcome = &mut reader_task => match reader_outcome {
-                Ok(Ok(())) => Err(EngineError::Cancelled),
-                Ok(Err(error)) => Err(error),
-                Err(join) => Err(EngineError::Fatal(format!("change stream reader crashed: {join}"))),
-            },
+            reader_outcome = &mut reader_task => Err(reader_stopped(reader_outcome)),
         };
         cancel.cancel();
         if !reader_task.is_finished() {
@@ -312,7 +422,7 @@ impl Migration {
         outcome
     }
 
-    async fn load_state(&self) -> Result<MigrationState> {
+    pub(crate) async fn load_state(&self) -> Result<MigrationState> {
         self.metadata
             .load_state()
             .await?
@@ -471,17 +581,30 @@ async fn set_up_destination(
     Ok(())
 }
 
-struct StartedReader {
-    spill: Arc<Spill>,
-    task: JoinHandle<Result<()>>,
+pub(crate) struct StartedReader {
+    pub(crate) spill: Arc<Spill>,
+    pub(crate) task: JoinHandle<Result<()>>,
 }
 
-fn start_reader(
+/// Why the run stops when the reader's task ended first: it only ends on its own with an
+/// error (or when cancelled).
+pub(crate) fn reader_stopped(
+    outcome: std::result::Result<Result<()>, tokio::task::JoinError>,
+) -> EngineError {
+    match outcome {
+        Ok(Ok(())) => EngineError::Cancelled,
+        Ok(Err(error)) => error,
+        Err(join) => EngineError::Fatal(format!("change stream reader crashed: {join}")),
+    }
+}
+
+pub(crate) fn start_reader(
     clusters: &Clusters,
     options: &SyncOptions,
     config: &EngineConfig,
     progress: &Arc<Progress>,
     start: StartAt,
+    marks: Duration,
     cancel: &CancellationToken,
 ) -> Result<StartedReader> {
     let spill_dir = config
@@ -494,7 +617,8 @@ fn start_reader(
         start,
         spill.clone(),
         progress.clone(),
-    );
+    )
+    .mark_every(marks);
     let task = tokio::spawn(reader.run(cancel.clone()));
     Ok(StartedReader { spill, task })
 }
@@ -514,12 +638,18 @@ fn namespace_record(namespace: &SourceNamespace, options: &SyncOptions) -> Names
     }
 }
 
-/// Pings both clusters every `PING_INTERVAL` for `pingLatencyMs`.
+/// Pings both clusters every `PING_INTERVAL` for `pingLatencyMs` (of the current
+/// direction's source and destination).
 async fn ping_loop(clusters: Clusters, progress: Arc<Progress>, cancel: CancellationToken) {
     loop {
+        let (source_slot, destination_slot) = if progress.reversed.load(Ordering::Relaxed) {
+            (&progress.destination_ping_ms, &progress.source_ping_ms)
+        } else {
+            (&progress.source_ping_ms, &progress.destination_ping_ms)
+        };
         for (client, slot) in [
-            (&clusters.source, &progress.source_ping_ms),
-            (&clusters.destination, &progress.destination_ping_ms),
+            (&clusters.source, source_slot),
+            (&clusters.destination, destination_slot),
         ] {
             let started = Instant::now();
             let ping = tokio::time::timeout(

@@ -1,5 +1,6 @@
 //! collMod (reference §3.1): index `hidden`, `expireAfterSeconds`, `prepareUnique`,
 //! the `unique` conversion with `dryRun` and `CannotConvertIndexToUnique` violations,
+//! `forceNonUnique` (6.0+: a unique index back to non-unique),
 //! and the collection options a tool may change. Emits the `modify` event.
 
 use bson::{doc, Bson, Document};
@@ -34,6 +35,7 @@ struct IndexChange {
     expire: Option<i64>,
     prepare_unique: Option<bool>,
     unique: Option<bool>,
+    force_non_unique: bool,
 }
 
 fn bool_field(spec: &Document, name: &str) -> CmdResult<Option<bool>> {
@@ -64,11 +66,15 @@ fn parse_index_change(spec: &Document) -> CmdResult<IndexChange> {
             ));
         }
     }
-    if spec.contains_key("forceNonUnique") {
-        return Err(CommandError::not_implemented(
-            "collMod index option forceNonUnique",
-        ));
-    }
+    let force_non_unique = match bool_field(spec, "forceNonUnique")? {
+        Some(false) => {
+            return Err(CommandError::bad_value(
+                "collMod forceNonUnique can only be true",
+            ))
+        }
+        Some(true) => true,
+        None => false,
+    };
     let change = IndexChange {
         hidden: bool_field(spec, "hidden")?,
         expire: match spec.get("expireAfterSeconds") {
@@ -77,11 +83,19 @@ fn parse_index_change(spec: &Document) -> CmdResult<IndexChange> {
         },
         prepare_unique: bool_field(spec, "prepareUnique")?,
         unique: bool_field(spec, "unique")?,
+        force_non_unique,
     };
+    if change.force_non_unique && (change.unique.is_some() || change.prepare_unique.is_some()) {
+        return Err(CommandError::new(
+            ErrorCode::InvalidOptions,
+            "collMod forceNonUnique cannot be combined with unique or prepareUnique",
+        ));
+    }
     if change.hidden.is_none()
         && change.expire.is_none()
         && change.prepare_unique.is_none()
         && change.unique.is_none()
+        && !change.force_non_unique
     {
         return Err(CommandError::new(
             ErrorCode::InvalidOptions,
@@ -225,6 +239,21 @@ pub fn run(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdResu
                 } else {
                     new_spec.remove("prepareUnique");
                 }
+            }
+        }
+        if change.force_non_unique {
+            if index.is_id() {
+                return Err(CommandError::bad_value(
+                    "The _id index cannot be made non-unique",
+                ));
+            }
+            if unique {
+                unique = false;
+                prepare_unique = false;
+                new_spec.remove("unique");
+                new_spec.remove("prepareUnique");
+                reply.insert("unique_old", true);
+                reply.insert("unique_new", false);
             }
         }
         if change.unique == Some(true) && !unique {

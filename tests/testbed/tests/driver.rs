@@ -298,6 +298,52 @@ async fn prepare_unique_then_conversion_reports_violations() {
 }
 
 #[tokio::test]
+async fn force_non_unique_turns_a_unique_index_back_to_plain() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("d");
+    let coll: Collection<Document> = db.collection("f");
+    db.run_command(
+        doc! {"createIndexes": "f", "indexes": [{"key": {"k": 1}, "name": "k_1", "unique": true}]},
+    )
+    .await
+    .unwrap();
+    coll.insert_one(doc! {"_id": 1, "k": 1}).await.unwrap();
+    let (code, _) = command_error(
+        db.run_command(
+            doc! {"collMod": "f", "index": {"name": "k_1", "forceNonUnique": true, "unique": true}},
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(code, 72);
+    let (code, _) = command_error(
+        db.run_command(doc! {"collMod": "f", "index": {"name": "_id_", "forceNonUnique": true}})
+            .await,
+    )
+    .await;
+    assert_eq!(code, 2);
+    for _ in 0..2 {
+        // Repeating it on an already plain index is accepted.
+        db.run_command(doc! {"collMod": "f", "index": {"name": "k_1", "forceNonUnique": true}})
+            .await
+            .unwrap();
+    }
+    coll.insert_one(doc! {"_id": 2, "k": 1}).await.unwrap();
+    let listed = db
+        .run_command(doc! {"listIndexes": "f"})
+        .await
+        .unwrap()
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()
+        .clone();
+    let k = listed[1].as_document().unwrap();
+    assert!(!k.contains_key("unique"), "{k}");
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
 async fn updates_produce_exact_events_and_no_op_updates_produce_none() {
     let (testbed, client) = start(fast_config()).await;
     let coll: Collection<Document> = client.database("d").collection("ev");

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bson::Timestamp;
 use mongodb::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +79,62 @@ impl Applier {
             progress,
             options,
             records: None,
+        }
+    }
+
+    /// Keeps checkpoints and namespace records in `metadata` instead of on the
+    /// destination: after a reverse the metadata stays on the original destination,
+    /// which is then the source.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Applier {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Commit's drain: applies every event up to the commit point `tc`, then returns.
+    /// It is done once a high-water mark at or after `tc` is applied (the stream has
+    /// nothing more at or before `tc`: `tc` is a no-op, which streams never show). A
+    /// synced event after `tc` is a write that reached the source after the commit
+    /// point: it is not applied, and returned so the caller can fail the commit.
+    pub async fn run_until(
+        mut self,
+        cancel: CancellationToken,
+        tc: Timestamp,
+    ) -> Result<Option<Event>> {
+        loop {
+            let batch = tokio::select! {
+                _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                batch = self.spill.pop_batch(self.options.max_batch.max(1)) => batch?,
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                    _ = self.spill.wait_for_events() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+                continue;
+            }
+            let stop = batch.iter().position(|event| match event.kind {
+                EventKind::HighWaterMark => event.cluster_time >= tc,
+                _ => event.cluster_time > tc,
+            });
+            let Some(stop) = stop else {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                    outcome = self.apply_batch(&batch) => outcome?,
+                }
+                continue;
+            };
+            let reached = matches!(batch[stop].kind, EventKind::HighWaterMark);
+            // The mark itself is applied (it only moves the checkpoint past Tc); a late
+            // write is not.
+            let end = if reached { stop + 1 } else { stop };
+            if end > 0 {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                    outcome = self.apply_batch(&batch[..end]) => outcome?,
+                }
+            }
+            return Ok((!reached).then(|| batch[stop].clone()));
         }
     }
 

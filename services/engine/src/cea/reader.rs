@@ -77,6 +77,13 @@ impl Reader {
         self
     }
 
+    /// How often an idle stream records a high-water mark (default 1 s). Commit's drain
+    /// uses zero: it waits for the mark past Tc, and every second counts before canWrite.
+    pub fn mark_every(mut self, every: Duration) -> Reader {
+        self.mark_every = every;
+        self
+    }
+
     /// Reads until cancelled (then `EngineError::Cancelled`) or a fatal error.
     pub async fn run(self, cancel: CancellationToken) -> Result<()> {
         // The keepalive runs as its own task so a pending getMore is never interrupted
