@@ -22,7 +22,7 @@ fn defaults_are_mongosyncs() {
 
 #[test]
 fn yaml_overrides_defaults_and_flags_override_yaml() {
-    let yaml = "cluster0: \"mongodb://y0:1\"\ncluster1: \"mongodb://y1:2\"\nport: 9000\nlogPath: /tmp/x\nverbosity: WARN\nloadLevel: 4\nid: shard01\nworkers: 3\nbind: 0.0.0.0\n";
+    let yaml = "cluster0: \"mongodb://y0:1\"\ncluster1: \"mongodb://y1:2\"\nport: 9000\nlogPath: /tmp/x\nverbosity: WARN\nloadLevel: 4\nid: shard01\nworkers: 1\nbind: 0.0.0.0\n";
     let from_yaml = RunConfig::from_yaml(&RunArgs::default(), yaml).unwrap();
     assert_eq!(from_yaml.cluster0, "mongodb://y0:1");
     assert_eq!(from_yaml.port, 9000);
@@ -30,7 +30,7 @@ fn yaml_overrides_defaults_and_flags_override_yaml() {
     assert_eq!(from_yaml.verbosity, Verbosity::Warn);
     assert_eq!(from_yaml.load_level.map(LoadLevel::get), Some(4));
     assert_eq!(from_yaml.id, "shard01");
-    assert_eq!(from_yaml.workers, 3);
+    assert_eq!(from_yaml.workers, 1);
     assert_eq!(from_yaml.bind.to_string(), "0.0.0.0");
 
     let flags = RunArgs {
@@ -98,6 +98,14 @@ fn invalid_values_name_the_key() {
         ""
     )
     .contains("workers"));
+    assert!(error_of(
+        &RunArgs {
+            workers: Some(4),
+            ..args()
+        },
+        ""
+    )
+    .contains("not supported yet"));
     assert!(error_of(
         &RunArgs {
             id: Some(" ".into()),
