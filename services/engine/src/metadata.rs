@@ -297,15 +297,13 @@ impl Metadata {
             bson::to_document(record).map_err(|e| EngineError::Metadata(e.to_string()))?;
         let id = record.ns.to_string();
         document.insert("_id", id.clone());
-        let (id, document) = (&id, &document);
-        retry("save namespace", || {
-            self.namespaces
-                .replace_one(doc! {"_id": id.clone()}, document.clone())
-                .with_options(ReplaceOptions::builder().upsert(true).build())
-        })
+        upsert_by_id(
+            "save namespace",
+            &self.namespaces,
+            Bson::String(id),
+            &document,
+        )
         .await
-        .map_err(EngineError::destination)?;
-        Ok(())
     }
 
     pub async fn delete_namespace(&self, ns: &Namespace) -> Result<()> {
@@ -320,16 +318,7 @@ impl Metadata {
     }
 
     pub async fn load_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
-        let documents: Vec<Document> = retry("load namespaces", || async {
-            self.namespaces
-                .find(doc! {})
-                .sort(doc! {"_id": 1})
-                .await?
-                .try_collect()
-                .await
-        })
-        .await
-        .map_err(EngineError::destination)?;
+        let documents = find_all_sorted("load namespaces", &self.namespaces).await?;
         documents
             .into_iter()
             .map(|mut document| {
@@ -343,14 +332,13 @@ impl Metadata {
     pub async fn save_partitions(&self, partitions: &[PartitionRecord]) -> Result<()> {
         for partition in partitions {
             let document = partition.to_document();
-            let (id, document) = (&partition.id, &document);
-            retry("save partition", || {
-                self.partitions
-                    .replace_one(doc! {"_id": id.clone()}, document.clone())
-                    .with_options(ReplaceOptions::builder().upsert(true).build())
-            })
-            .await
-            .map_err(EngineError::destination)?;
+            upsert_by_id(
+                "save partition",
+                &self.partitions,
+                Bson::String(partition.id.clone()),
+                &document,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -364,16 +352,7 @@ impl Metadata {
     }
 
     pub async fn load_partitions(&self) -> Result<Vec<PartitionRecord>> {
-        let documents: Vec<Document> = retry("load partitions", || async {
-            self.partitions
-                .find(doc! {})
-                .sort(doc! {"_id": 1})
-                .await?
-                .try_collect()
-                .await
-        })
-        .await
-        .map_err(EngineError::destination)?;
+        let documents = find_all_sorted("load partitions", &self.partitions).await?;
         documents
             .iter()
             .map(PartitionRecord::from_document)
@@ -445,6 +424,39 @@ impl Metadata {
         .map_err(EngineError::destination)?;
         Ok(())
     }
+}
+
+/// Replaces (or inserts) the document with `_id` = `id`.
+async fn upsert_by_id(
+    what: &str,
+    collection: &Collection<Document>,
+    id: Bson,
+    document: &Document,
+) -> Result<()> {
+    let filter = doc! {"_id": id};
+    let (filter, document) = (&filter, document);
+    retry(what, || {
+        collection
+            .replace_one(filter.clone(), document.clone())
+            .with_options(ReplaceOptions::builder().upsert(true).build())
+    })
+    .await
+    .map_err(EngineError::destination)?;
+    Ok(())
+}
+
+/// Every document of a metadata collection, in `_id` order.
+async fn find_all_sorted(what: &str, collection: &Collection<Document>) -> Result<Vec<Document>> {
+    retry(what, || async {
+        collection
+            .find(doc! {})
+            .sort(doc! {"_id": 1})
+            .await?
+            .try_collect()
+            .await
+    })
+    .await
+    .map_err(EngineError::destination)
 }
 
 #[cfg(test)]
