@@ -24,8 +24,8 @@ const NAMESPACE_EXISTS: i32 = 48;
 ///
 /// TTL: mongosync sets `expireAfterSeconds` to `i32::MAX` during sync. c2c removes it
 /// instead: with `i32::MAX` (~68 years) the destination's TTL monitor still deletes
-/// documents whose date is older than 68 years (dates before ~1957, or epoch-0
-/// placeholders once 2038 passes), and nothing would bring them back. A plain index is
+/// documents whose date is older than 68 years (dates before ~1957, or epoch-0 dates
+/// used as "unset" once 2038 passes), and nothing would bring them back. A plain index is
 /// restored to TTL at commit by `collMod {index: {name, expireAfterSeconds}}`, which
 /// 5.1+ servers accept on single-field indexes (TTL indexes are single-field).
 pub fn destination_index_specs(source_specs: &[Document], build: BuildIndexes) -> Vec<Document> {

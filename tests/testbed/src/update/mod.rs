@@ -270,7 +270,7 @@ fn parse_operators(d: &Document, filter_docs: &[Document]) -> CmdResult<UpdateSp
     })
 }
 
-/// `$rename`: a placeholder at the source (for conflict detection) and the rename node at the
+/// `$rename`: a marker node at the source (for conflict detection) and the rename node at the
 /// destination, which decides when it runs in the field order.
 fn parse_rename(
     tree: &mut ObjectNode,
