@@ -24,10 +24,13 @@ use crate::metadata::{Metadata, PartitionRecord};
 use crate::progress::Progress;
 use crate::retry::retry;
 
-/// A written batch stops at this many bytes (the server's own batch and document limit).
-const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// A written batch stops at this many bytes. Each partition in flight holds about four
+/// batches (filling, writing, the encoded command, the cursor's reply), and up to eight
+/// partitions run at loadLevel 4, so this bounds the copy's memory to roughly 130 MiB
+/// whatever the dataset; a single larger document still goes alone in its own batch.
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// … or at this many documents, so small documents still checkpoint regularly.
-const BATCH_DOCUMENTS: usize = 10_000;
+const BATCH_DOCUMENTS: usize = 4_000;
 /// `DuplicateKey`.
 const DUPLICATE_KEY: i32 = 11000;
 
