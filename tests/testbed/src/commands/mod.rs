@@ -421,24 +421,9 @@ pub fn collection_arg(command: &str, body: &Document) -> CmdResult<String> {
     }
 }
 
+/// mongod's type names, as its error messages use them.
 pub fn type_name(value: Option<&Bson>) -> &'static str {
-    match value {
-        None => "missing",
-        Some(Bson::Double(_)) => "double",
-        Some(Bson::String(_)) => "string",
-        Some(Bson::Document(_)) => "object",
-        Some(Bson::Array(_)) => "array",
-        Some(Bson::Binary(_)) => "binData",
-        Some(Bson::ObjectId(_)) => "objectId",
-        Some(Bson::Boolean(_)) => "bool",
-        Some(Bson::DateTime(_)) => "date",
-        Some(Bson::Null) => "null",
-        Some(Bson::Int32(_)) => "int",
-        Some(Bson::Int64(_)) => "long",
-        Some(Bson::Timestamp(_)) => "timestamp",
-        Some(Bson::Decimal128(_)) => "decimal",
-        Some(_) => "other",
-    }
+    crate::query::expr::type_name(value)
 }
 
 /// A non-negative integer argument of any numeric type.
