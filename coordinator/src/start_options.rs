@@ -76,7 +76,9 @@ pub fn validate_start(
 
     let include_namespaces = filter_specs(body, "includeNamespaces")?;
     let exclude_namespaces = filter_specs(body, "excludeNamespaces")?;
-    let filter = NamespaceFilter::compile(&include_namespaces, &exclude_namespaces)
+    // Compiled here to refuse a bad filter before anything else; the engine compiles
+    // the same specs again from the request.
+    NamespaceFilter::compile(&include_namespaces, &exclude_namespaces)
         .map_err(|error| StartError::InvalidNamespaceFilter(error.to_string()))?;
     let filtered = !include_namespaces.is_empty() || !exclude_namespaces.is_empty();
 
@@ -117,7 +119,7 @@ pub fn validate_start(
         detect_random_id,
         pre_existing_destination_data,
     };
-    let options = sync_options(&request, filter, configured_load_level);
+    let options = options_from_request(&request, configured_load_level)?;
     Ok(ValidatedStart { request, options })
 }
 
@@ -128,32 +130,8 @@ pub fn options_from_request(
     request: &StartRequest,
     configured_load_level: Option<LoadLevel>,
 ) -> Result<SyncOptions, StartError> {
-    let filter = NamespaceFilter::compile(&request.include_namespaces, &request.exclude_namespaces)
-        .map_err(|error| StartError::InvalidNamespaceFilter(error.to_string()))?;
-    Ok(sync_options(request, filter, configured_load_level))
-}
-
-fn sync_options(
-    request: &StartRequest,
-    filter: NamespaceFilter,
-    configured_load_level: Option<LoadLevel>,
-) -> SyncOptions {
-    // mongosync lowers the default load on a destination that already serves data.
-    let default_load = if request.pre_existing_destination_data {
-        LoadLevel::new(2)
-    } else {
-        None
-    };
-    SyncOptions {
-        filter,
-        build_indexes: request.build_indexes,
-        reversible: request.reversible,
-        write_blocking: request.enable_user_write_blocking,
-        detect_random_id: request.detect_random_id,
-        pre_existing_destination_data: request.pre_existing_destination_data,
-        verification: request.verification_enabled,
-        load_level: configured_load_level.or(default_load).unwrap_or_default(),
-    }
+    SyncOptions::from_request(request, configured_load_level)
+        .map_err(|error| StartError::InvalidNamespaceFilter(error.to_string()))
 }
 
 fn reject_unknown_fields(body: &Map<String, Value>) -> Result<(), StartError> {

@@ -82,6 +82,7 @@ pub async fn copy_partition(
 
     let mut current = cancellable(cancel, reader.next_batch()).await??;
     while let Some(batch) = current {
+        progress.write_gate.lock().check()?;
         // Write this batch while reading the next one.
         let (written, next) = cancellable(cancel, async {
             tokio::join!(write_batch(&target, &batch), reader.next_batch())

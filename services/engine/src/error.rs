@@ -48,6 +48,9 @@ pub enum EngineError {
     Refused(String),
     #[error("{0}")]
     Fatal(String),
+    /// Scale-out: the worker lost its lease (see `gate`); nothing more was written.
+    #[error("{0}")]
+    Fenced(String),
     #[error("stopped")]
     Cancelled,
 }

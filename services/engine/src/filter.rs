@@ -2,6 +2,9 @@
 //! naming a database or a database regex, optionally narrowed to collections or a
 //! collection regex. Regexes use MongoDB `$regex` syntax with its option letters.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +79,46 @@ enum DbMatch {
 pub struct NamespaceFilter {
     include: Vec<Entry>,
     exclude: Vec<Entry>,
+    /// Scale-out: only the databases of one stream shard.
+    shard: Option<Arc<ShardSelector>>,
+}
+
+/// Which stream shard of a scaled-out migration applies a database's change events.
+///
+/// Shards split by database, not collection: renames (and `$out`, which renames) stay
+/// within a database, so one owner sees both sides of every same-database rename.
+/// Databases the plan assigned go to their shard; any other (created after planning)
+/// to `fnv1a(db) % count`, so every database has exactly one owner on every worker
+/// without asking anyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSelector {
+    pub id: u32,
+    pub count: u32,
+    pub assigned: HashMap<String, u32>,
+}
+
+impl ShardSelector {
+    pub fn shard_of(&self, db: &str) -> u32 {
+        shard_of_database(&self.assigned, self.count, db)
+    }
+
+    pub fn owns(&self, db: &str) -> bool {
+        self.shard_of(db) == self.id
+    }
+}
+
+/// The shard of `db`: its planned one, else a stable hash (FNV-1a, the same on every
+/// build and host) modulo `count`.
+pub fn shard_of_database(assigned: &HashMap<String, u32>, count: u32, db: &str) -> u32 {
+    if let Some(shard) = assigned.get(db) {
+        return *shard;
+    }
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in db.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % count.max(1)
 }
 
 impl NamespaceFilter {
@@ -94,9 +137,19 @@ impl NamespaceFilter {
                 .enumerate()
                 .map(|(i, s)| compile_entry("excludeNamespaces", i, s))
                 .collect::<Result<_, _>>()?,
+            shard: None,
         })
     }
 
+    /// The same filter narrowed to one stream shard's databases.
+    pub fn with_shard(&self, selector: ShardSelector) -> NamespaceFilter {
+        NamespaceFilter {
+            shard: Some(Arc::new(selector)),
+            ..self.clone()
+        }
+    }
+
+    /// The user's filter (without a shard restriction) is empty.
     pub fn is_empty(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
     }
@@ -104,7 +157,7 @@ impl NamespaceFilter {
     /// Whether `ns` is synced: never a system or metadata namespace; otherwise
     /// (no includes or some include matches) and no exclude matches.
     pub fn matches(&self, ns: &Namespace) -> bool {
-        if is_excluded(ns) {
+        if is_excluded(ns) || !self.shard_owns(&ns.db) {
             return false;
         }
         let included = self.include.is_empty() || self.include.iter().any(|e| e.matches(ns));
@@ -114,11 +167,20 @@ impl NamespaceFilter {
     /// Whether every collection of `db`, including ones created later, is synced (the
     /// condition mongosync sets for renames into a database and for `$out`).
     pub fn includes_whole_database(&self, db: &str) -> bool {
+        if !self.shard_owns(db) {
+            return false;
+        }
         let included = self.include.is_empty()
             || self.include.iter().any(|e| {
                 e.database.matches(db) && e.collections.is_none() && e.collections_regex.is_none()
             });
         included && !self.exclude.iter().any(|e| e.database.matches(db))
+    }
+}
+
+impl NamespaceFilter {
+    fn shard_owns(&self, db: &str) -> bool {
+        self.shard.as_ref().is_none_or(|shard| shard.owns(db))
     }
 }
 

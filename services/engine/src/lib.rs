@@ -7,7 +7,9 @@
 //! - `cea` reads the change stream from T0, buffers it and applies it idempotently;
 //! - `metadata` persists state and checkpoints in `__c2c_internal` on the destination;
 //! - `cutover` blocks writes, commits and reverses (persisted, idempotent steps);
-//! - `migration` runs the phases and owns every task it starts.
+//! - `migration` runs the phases and owns every task it starts;
+//! - `share` runs one worker's share of a scaled-out migration (partitions and stream
+//!   shards), and `gate` stops its writes once its lease is gone.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,7 @@ pub mod cutover;
 pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod gate;
 pub mod indexes;
 pub mod metadata;
 pub mod migration;
@@ -27,6 +30,7 @@ pub mod options;
 pub mod partition;
 pub mod progress;
 pub mod retry;
+pub mod share;
 
 pub use error::{EngineError, Result, Side};
 pub use namespace::Namespace;

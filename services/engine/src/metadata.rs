@@ -208,7 +208,13 @@ pub struct Metadata {
     namespaces: Collection<Document>,
     partitions: Collection<Document>,
     checkpoints: Collection<Document>,
+    /// `_id` of this handle's change-event checkpoint: `cea` for the one stream of a
+    /// single process, `cea-<shard>` for a stream shard of a scaled-out migration.
+    cea_key: String,
 }
+
+/// The checkpoint key of the one stream of a single-process migration.
+const CEA_KEY: &str = "cea";
 
 impl Metadata {
     pub fn new(destination: &mongodb::Client) -> Metadata {
@@ -218,6 +224,15 @@ impl Metadata {
             namespaces: db.collection(NAMESPACES),
             partitions: db.collection(PARTITIONS),
             checkpoints: db.collection(CHECKPOINTS),
+            cea_key: CEA_KEY.to_string(),
+        }
+    }
+
+    /// The same metadata, with the change-event checkpoint of stream shard `shard`.
+    pub fn for_stream_shard(&self, shard: u32) -> Metadata {
+        Metadata {
+            cea_key: format!("{CEA_KEY}-{shard}"),
+            ..self.clone()
         }
     }
 
@@ -285,11 +300,54 @@ impl Metadata {
     /// whose tokens mean nothing to the old one).
     pub async fn clear_cea_checkpoint(&self) -> Result<()> {
         retry("clear change-event checkpoint", || {
-            self.checkpoints.delete_one(doc! {"_id": "cea"})
+            self.checkpoints
+                .delete_one(doc! {"_id": self.cea_key.as_str()})
         })
         .await
         .map_err(EngineError::destination)?;
         Ok(())
+    }
+
+    /// Forgets every change-event checkpoint, the single stream's and every shard's.
+    pub async fn clear_all_cea_checkpoints(&self) -> Result<()> {
+        let pattern = format!("^{CEA_KEY}(-|$)");
+        retry("clear change-event checkpoints", || {
+            self.checkpoints
+                .delete_many(doc! {"_id": {"$regex": pattern.as_str()}})
+        })
+        .await
+        .map_err(EngineError::destination)?;
+        Ok(())
+    }
+
+    /// Every change-event checkpoint (single stream and shards), oldest first.
+    pub async fn load_all_cea_checkpoints(&self) -> Result<Vec<(String, CeaCheckpoint)>> {
+        let pattern = format!("^{CEA_KEY}(-|$)");
+        let documents = retry("load change-event checkpoints", || async {
+            let cursor = self
+                .checkpoints
+                .find(doc! {"_id": {"$regex": pattern.as_str()}})
+                .await?;
+            futures::TryStreamExt::try_collect::<Vec<Document>>(cursor).await
+        })
+        .await
+        .map_err(EngineError::destination)?;
+        let mut found = Vec::new();
+        for document in documents {
+            let key = document.get_str("_id").unwrap_or_default().to_string();
+            if let Ok(cluster_time) = document.get_timestamp("clusterTime") {
+                let token = document.get_document("token").cloned().unwrap_or_default();
+                found.push((
+                    key,
+                    CeaCheckpoint {
+                        token,
+                        cluster_time,
+                    },
+                ));
+            }
+        }
+        found.sort_by_key(|(_, checkpoint)| checkpoint.cluster_time);
+        Ok(found)
     }
 
     pub async fn save_namespace(&self, record: &NamespaceRecord) -> Result<()> {
@@ -392,7 +450,8 @@ impl Metadata {
 
     pub async fn load_cea_checkpoint(&self) -> Result<Option<CeaCheckpoint>> {
         let found = retry("load change-event checkpoint", || {
-            self.checkpoints.find_one(doc! {"_id": "cea"})
+            self.checkpoints
+                .find_one(doc! {"_id": self.cea_key.as_str()})
         })
         .await
         .map_err(EngineError::destination)?;
@@ -417,7 +476,7 @@ impl Metadata {
         let update = &update;
         retry("save change-event checkpoint", || {
             self.checkpoints
-                .update_one(doc! {"_id": "cea"}, update.clone())
+                .update_one(doc! {"_id": self.cea_key.as_str()}, update.clone())
                 .with_options(UpdateOptions::builder().upsert(true).build())
         })
         .await

@@ -103,3 +103,33 @@ pub struct StartRequest {
     pub detect_random_id: bool,
     pub pre_existing_destination_data: bool,
 }
+
+impl SyncOptions {
+    /// The options a persisted request runs with: the same on the coordinator and on
+    /// every worker. `configured_load_level` is `--loadLevel` when set; otherwise
+    /// mongosync's default, lowered on a destination that already serves data.
+    pub fn from_request(
+        request: &StartRequest,
+        configured_load_level: Option<LoadLevel>,
+    ) -> std::result::Result<SyncOptions, crate::filter::FilterError> {
+        let filter = crate::filter::NamespaceFilter::compile(
+            &request.include_namespaces,
+            &request.exclude_namespaces,
+        )?;
+        let default_load = if request.pre_existing_destination_data {
+            LoadLevel::new(2)
+        } else {
+            None
+        };
+        Ok(SyncOptions {
+            filter,
+            build_indexes: request.build_indexes,
+            reversible: request.reversible,
+            write_blocking: request.enable_user_write_blocking,
+            detect_random_id: request.detect_random_id,
+            pre_existing_destination_data: request.pre_existing_destination_data,
+            verification: request.verification_enabled,
+            load_level: configured_load_level.or(default_load).unwrap_or_default(),
+        })
+    }
+}

@@ -48,6 +48,9 @@ pub struct Progress {
     pub phase: Mutex<Option<Phase>>,
     pub warnings: Mutex<Vec<String>>,
     pub failure: Mutex<Option<String>>,
+    /// Checked right before every copy and apply batch writes (scale-out fencing; open
+    /// in a single process).
+    pub write_gate: Mutex<crate::gate::WriteGate>,
 }
 
 impl Progress {

@@ -181,6 +181,7 @@ impl Applier {
     }
 
     async fn apply_batch(&mut self, batch: &[Event]) -> Result<()> {
+        self.progress.write_gate.lock().check()?;
         let mut run: Vec<&Event> = Vec::new();
         let mut applied = 0u64;
         for event in batch {

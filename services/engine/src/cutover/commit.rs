@@ -84,8 +84,14 @@ impl Migration {
             }
             CutoverStep::DrainToCommitPoint => {
                 let tc = commit_point(cutover)?;
-                if let Some(event) = drain::drain_to(self, tc, cancel).await? {
-                    return Err(self.late_write(tc, &describe(&event)));
+                let late = match &self.plane {
+                    Some(plane) => plane.drain_to(tc, cutover.reversed).await?,
+                    None => drain::drain_to(self, tc, cancel)
+                        .await?
+                        .map(|event| describe(&event)),
+                };
+                if let Some(write) = late {
+                    return Err(self.late_write(tc, &write));
                 }
                 self.check_late_writes(tc).await?;
                 CutoverStep::PrepareUnique

@@ -19,7 +19,7 @@ mod commit;
 mod drain;
 mod entry;
 mod indexes_restore;
-mod late_writes;
+pub(crate) mod late_writes;
 pub mod privileges;
 mod reverse;
 

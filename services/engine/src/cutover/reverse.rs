@@ -49,7 +49,7 @@ impl Migration {
                         EngineError::Metadata("Td of the last commit is missing".into())
                     })?;
                     // The old direction's resume token means nothing on the other cluster.
-                    self.metadata.clear_cea_checkpoint().await?;
+                    self.metadata.clear_all_cea_checkpoints().await?;
                     cutover.reversed = !cutover.reversed;
                     cutover.reversals += 1;
                     cutover.stream_start = Some(td);

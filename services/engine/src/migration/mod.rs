@@ -51,7 +51,9 @@ use crate::partition;
 use crate::progress::{Phase, Progress};
 use crate::retry::retry;
 
+mod remote;
 mod setup;
+pub use remote::{RemotePlane, SyncContext};
 use setup::*;
 pub(crate) use setup::{reader_stopped, start_reader, StartedReader};
 
@@ -106,6 +108,16 @@ pub struct Migration {
     pub(crate) metadata: Metadata,
     pub(crate) progress: Arc<Progress>,
     run: Mutex<Option<RunHandle>>,
+    /// Scale-out: workers copy and apply (the leader plans and runs the cutover steps);
+    /// `None` in a single process, which does everything itself.
+    pub(crate) plane: Option<Arc<dyn RemotePlane>>,
+}
+
+/// What a fresh start prepared before the run's task: the stream opened at T0 (single
+/// process only) and the discovered namespaces.
+pub(crate) struct Prepared {
+    reader: Option<StartedReader>,
+    namespaces: Vec<SourceNamespace>,
 }
 
 impl Migration {
@@ -116,6 +128,28 @@ impl Migration {
         request: StartRequest,
         options: SyncOptions,
         config: EngineConfig,
+    ) -> Result<Arc<Migration>> {
+        Migration::start_with(clusters, request, options, config, None).await
+    }
+
+    /// As [`Migration::start`], with the copy and change-event application done by
+    /// workers through `plane` (the scaled-out leader).
+    pub async fn start_remote(
+        clusters: Clusters,
+        request: StartRequest,
+        options: SyncOptions,
+        config: EngineConfig,
+        plane: Arc<dyn RemotePlane>,
+    ) -> Result<Arc<Migration>> {
+        Migration::start_with(clusters, request, options, config, Some(plane)).await
+    }
+
+    async fn start_with(
+        clusters: Clusters,
+        request: StartRequest,
+        options: SyncOptions,
+        config: EngineConfig,
+        plane: Option<Arc<dyn RemotePlane>>,
     ) -> Result<Arc<Migration>> {
         let metadata = Metadata::new(&clusters.destination);
         let progress = Arc::new(Progress::default());
@@ -136,16 +170,20 @@ impl Migration {
                 discovery::check_destination(&clusters.destination, &namespaces).await?;
                 let t0 = take_t0(&clusters.source).await?;
                 // The stream opens at T0 before anything slow happens on the destination,
-                // so a busy source cannot roll its oplog past T0 while we set up.
-                let reader = start_reader(
-                    &clusters,
-                    &options,
-                    &config,
-                    &progress,
-                    StartAt::OperationTime(t0),
-                    MARK_EVERY,
-                    &cancel,
-                )?;
+                // so a busy source cannot roll its oplog past T0 while we set up. (Scaled
+                // out, each worker opens its shards' streams when assigned.)
+                let reader = match plane {
+                    Some(_) => None,
+                    None => Some(start_reader(
+                        &clusters,
+                        &options,
+                        &config,
+                        &progress,
+                        StartAt::OperationTime(t0),
+                        MARK_EVERY,
+                        &cancel,
+                    )?),
+                };
                 let state = MigrationState {
                     request: request.clone(),
                     t0,
@@ -159,7 +197,7 @@ impl Migration {
                     cancel.cancel();
                     return Err(error);
                 }
-                prepared = Some((reader, namespaces));
+                prepared = Some(Prepared { reader, namespaces });
             }
         }
         let (phase, reversed) = persisted
@@ -175,6 +213,7 @@ impl Migration {
             metadata,
             progress,
             run: Mutex::new(None),
+            plane,
         });
         // User writes on the destination are blocked from the start of the sync until
         // right before canWrite (cutover steps manage blocking themselves).
@@ -230,6 +269,9 @@ impl Migration {
     /// Stops reading and writing (within a second for each task), keeping checkpoints.
     pub async fn pause(&self) -> Result<()> {
         self.stop_run().await;
+        if let Some(plane) = &self.plane {
+            plane.pause().await?;
+        }
         self.progress.set_phase(Phase::Paused);
         Ok(())
     }
@@ -268,7 +310,7 @@ impl Migration {
     pub(crate) fn spawn_run(
         self: &Arc<Self>,
         cancel: CancellationToken,
-        prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
+        prepared: Option<Prepared>,
     ) {
         let migration = self.clone();
         let token = cancel.clone();
@@ -297,7 +339,7 @@ impl Migration {
     async fn run_phases(
         self: Arc<Self>,
         cancel: CancellationToken,
-        prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
+        prepared: Option<Prepared>,
     ) -> Result<()> {
         let pinger = tokio::spawn(ping_loop(
             self.clusters.clone(),
@@ -315,7 +357,7 @@ impl Migration {
     async fn run_current(
         &self,
         cancel: CancellationToken,
-        prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
+        prepared: Option<Prepared>,
     ) -> Result<()> {
         if prepared.is_none() {
             let state = self.load_state().await?;
@@ -340,11 +382,19 @@ impl Migration {
     async fn run_with_stream(
         &self,
         cancel: CancellationToken,
-        prepared: Option<(StartedReader, Vec<SourceNamespace>)>,
+        prepared: Option<Prepared>,
     ) -> Result<()> {
+        if let Some(plane) = self.plane.clone() {
+            return self
+                .run_remote(plane, cancel, prepared.map(|p| p.namespaces))
+                .await;
+        }
         let (reader, discovered) = match prepared {
-            Some((reader, namespaces)) => (reader, Some(namespaces)),
-            None => {
+            Some(Prepared {
+                reader: Some(reader),
+                namespaces,
+            }) => (reader, Some(namespaces)),
+            _ => {
                 let state = self.load_state().await?;
                 let start = self.stream_start(&state).await?;
                 (
@@ -477,7 +527,7 @@ impl Migration {
         Ok(())
     }
 
-    async fn build_all_indexes(&self) -> Result<()> {
+    pub(crate) async fn build_all_indexes(&self) -> Result<()> {
         for record in self.metadata.load_namespaces().await? {
             if record.kind == NamespaceKind::Collection {
                 indexes::build_indexes(&self.clusters.destination, &record).await?;
