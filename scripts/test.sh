@@ -14,5 +14,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
-echo "== pymongo conformance"
-C2C_TESTBED_BIN="$PWD/target/debug/c2c-testbed" .venv/bin/python -m pytest -q tests/python
+echo "== python clients (pymongo conformance, grpcio against c2c run)"
+# Both binaries come from `cargo test` above (integration tests build their package's
+# binaries); a separate `cargo build` could resolve other features and rebuild.
+C2C_TESTBED_BIN="$PWD/target/debug/c2c-testbed" C2C_BIN="$PWD/target/debug/c2c" \
+  .venv/bin/python -m pytest -q tests/python

@@ -23,6 +23,9 @@ pub enum Command {
     /// Start two embedded test clusters, load sample data, sync them through the REST
     /// API while writing to the source, and print the verified result.
     Demo(DemoArgs),
+    /// Drive a running c2c over its gRPC API: start, progress, watch, pause, resume,
+    /// commit, reverse, workers.
+    Ctl(crate::ctl::CtlArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,56 +2,62 @@
 //! started with whichever of them the `/start` request names as the source.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use c2c_engine::metadata::PersistedPhase;
 use c2c_engine::migration::{Clusters, EngineConfig, Migration};
 use c2c_engine::options::{StartRequest, SyncOptions};
 use c2c_engine::progress::Progress;
 use c2c_engine::EngineError;
-use mongodb::options::ClientOptions;
 use mongodb::Client;
 use parking_lot::Mutex;
 
 use crate::config::RunConfig;
 use crate::driver::{BoxFuture, EngineDriver};
-use crate::redact::hosts_of;
-
-/// How long the driver waits for a usable server before an operation fails (the
-/// engine's retry helper then retries it).
-const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use c2c_engine::connect::client_for;
+use c2c_engine::redact::hosts_of;
 
 struct Cluster {
     client: Client,
     hosts: Vec<String>,
 }
 
+/// Builds the scaled-out leader's data plane for a request (see `cluster::plane`).
+pub type PlaneFactory = Arc<
+    dyn Fn(&StartRequest, &Clusters) -> Arc<dyn c2c_engine::migration::RemotePlane> + Send + Sync,
+>;
+
 pub struct MigrationDriver {
     cluster0: Cluster,
     cluster1: Cluster,
     engine: EngineConfig,
+    /// Scaled out: workers copy and apply; `None`: this process does.
+    plane: Option<PlaneFactory>,
     migration: Mutex<Option<Arc<Migration>>>,
-}
-
-async fn client_for(uri: &str, app_name: &str) -> Result<Client, EngineError> {
-    let mut options = ClientOptions::parse(uri).await.map_err(|error| {
-        EngineError::Fatal(format!(
-            "invalid connection string {}: {error}",
-            crate::redact::redact_uri(uri)
-        ))
-    })?;
-    options
-        .server_selection_timeout
-        .get_or_insert(SERVER_SELECTION_TIMEOUT);
-    options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
-    options.app_name.get_or_insert_with(|| app_name.to_string());
-    Client::with_options(options)
-        .map_err(|error| EngineError::Fatal(format!("cannot create a client: {error}")))
 }
 
 /// Connects to both clusters and returns the driver `c2c run` serves the API with.
 pub async fn connect(config: &RunConfig) -> Result<Arc<dyn EngineDriver>, EngineError> {
+    connect_with_plane(config, None).await
+}
+
+/// As `connect`, with the copy and change-event application done by workers.
+pub async fn connect_with_plane(
+    config: &RunConfig,
+    plane: Option<PlaneFactory>,
+) -> Result<Arc<dyn EngineDriver>, EngineError> {
+    let engine = EngineConfig {
+        spill_dir: std::env::temp_dir().join(format!("c2c-{}-{}", config.id, std::process::id())),
+        ..EngineConfig::default()
+    };
+    connect_with(config, plane, engine).await
+}
+
+/// As `connect_with_plane`, with the engine's settings given (tests shrink partitions).
+pub async fn connect_with(
+    config: &RunConfig,
+    plane: Option<PlaneFactory>,
+    engine: EngineConfig,
+) -> Result<Arc<dyn EngineDriver>, EngineError> {
     let app_name = format!("c2c {}", config.id);
     let cluster0 = Cluster {
         client: client_for(&config.cluster0, &app_name).await?,
@@ -61,14 +67,11 @@ pub async fn connect(config: &RunConfig) -> Result<Arc<dyn EngineDriver>, Engine
         client: client_for(&config.cluster1, &app_name).await?,
         hosts: hosts_of(&config.cluster1),
     };
-    let engine = EngineConfig {
-        spill_dir: std::env::temp_dir().join(format!("c2c-{}-{}", config.id, std::process::id())),
-        ..EngineConfig::default()
-    };
     Ok(Arc::new(MigrationDriver {
         cluster0,
         cluster1,
         engine,
+        plane,
         migration: Mutex::new(None),
     }))
 }
@@ -105,8 +108,14 @@ impl EngineDriver for MigrationDriver {
                 source_hosts: source.hosts.clone(),
                 destination_hosts: destination.hosts.clone(),
             };
-            let migration =
-                Migration::start(clusters, request, options, self.engine.clone()).await?;
+            let engine = self.engine.clone();
+            let migration = match &self.plane {
+                Some(factory) => {
+                    let plane = factory(&request, &clusters);
+                    Migration::start_remote(clusters, request, options, engine, plane).await?
+                }
+                None => Migration::start(clusters, request, options, engine).await?,
+            };
             *self.migration.lock() = Some(migration);
             Ok(())
         })

@@ -6,19 +6,25 @@
 //! - `state`: mongosync's states and allowed transitions; `coordinator` applies them;
 //! - `commit_readiness`: when `canCommit` is true, and why not;
 //! - `driver`: the boundary to the engine (`EngineDriver`); `testing`: a fake for tests;
-//! - `cli`, `config`, `logging`, `redact`, `server`: the `c2c run` process.
+//! - `cli`, `config`, `logging`, `redact`, `server`: the `c2c run` process;
+//! - `grpc`: the gRPC API (`c2c.v1.Migration`, health, reflection) on the REST port;
+//! - `ctl`: `c2c ctl`, the gRPC command-line client.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod commit_readiness;
 pub mod config;
 pub mod coordinator;
+pub mod ctl;
 pub mod driver;
 pub mod engine_driver;
+pub mod grpc;
 pub mod logging;
-pub mod redact;
+/// Moved to the engine, shared with workers; kept here for existing paths.
+pub use c2c_engine::redact;
 pub mod rest_client;
 pub mod server;
 pub mod start_options;
@@ -29,4 +35,4 @@ pub use api::router;
 pub use config::RunConfig;
 pub use coordinator::{Coordinator, CoordinatorSettings};
 pub use driver::{BoxFuture, EngineDriver};
-pub use server::{bind, serve};
+pub use server::{app, bind, serve, serve_coordinator};

@@ -16,6 +16,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Ctl(args) => c2c_coordinator::ctl::run(args)
+            .await
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

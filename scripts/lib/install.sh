@@ -20,7 +20,7 @@ ensure_apt_packages() {
   fi
 }
 
-# A project-local virtualenv with pymongo and pytest (the second, independent client).
+# A project-local virtualenv with pymongo, grpcio and pytest (second, independent clients).
 ensure_python_venv() {
   command -v python3 >/dev/null 2>&1 || ensure_apt_packages python3:python3
   if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
@@ -29,8 +29,9 @@ ensure_python_venv() {
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
-  if ! .venv/bin/python -c "import pymongo, pytest" >/dev/null 2>&1; then
-    echo "== installing pymongo and pytest"
+  # Every module tests/python imports: a venv made before a requirement was added is topped up.
+  if ! .venv/bin/python -c "import pymongo, pytest, grpc, grpc_reflection, grpc_health, google.protobuf" >/dev/null 2>&1; then
+    echo "== installing tests/python/requirements.txt (pymongo, pytest, grpcio)"
     .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
   fi
 }

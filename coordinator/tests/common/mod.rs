@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod scaled;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -208,10 +210,18 @@ impl Harness {
     }
 
     async fn spawn_in_process(&mut self, listener: TcpListener) {
-        let config = self.config();
-        let driver = engine_driver::connect(&config)
+        let driver = engine_driver::connect(&self.config())
             .await
             .expect("engine driver");
+        self.serve_in_process(listener, driver);
+    }
+
+    fn serve_in_process(
+        &mut self,
+        listener: TcpListener,
+        driver: std::sync::Arc<dyn c2c_coordinator::driver::EngineDriver>,
+    ) {
+        let config = self.config();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             serve(&config, driver, listener, async {

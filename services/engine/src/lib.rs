@@ -16,6 +16,7 @@
 pub mod bson_order;
 pub mod cea;
 pub mod compare;
+pub mod connect;
 pub mod copy;
 pub mod cutover;
 pub mod discovery;
@@ -29,6 +30,7 @@ pub mod namespace;
 pub mod options;
 pub mod partition;
 pub mod progress;
+pub mod redact;
 pub mod retry;
 pub mod share;
 

@@ -53,7 +53,7 @@ use crate::retry::retry;
 
 mod remote;
 mod setup;
-pub use remote::{RemotePlane, SyncContext};
+pub use remote::{BoxFuture, RemotePlane, SyncContext};
 use setup::*;
 pub(crate) use setup::{reader_stopped, start_reader, StartedReader};
 

@@ -1,0 +1,260 @@
+//! The plan: which worker copies which partition and which worker owns which stream
+//! shard. Pure functions, so every rule is unit-tested without processes.
+//!
+//! - Stream shards split the databases: `shard_count` is fixed at the first plan (the
+//!   live workers then), because the database → shard hash and the shards'
+//!   checkpoints depend on it. Databases go to shards largest first onto the lightest.
+//! - Partitions go to workers by estimated bytes, largest first onto the lightest, so a
+//!   large collection's copy is spread over several workers.
+//! - [`Plan::reconcile`] keeps what live workers hold (running work is not moved) and
+//!   gives the units of workers that are gone to the lightest survivors; it returns
+//!   whether anything changed (then the epoch increases).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub epoch: u64,
+    pub shard_count: u32,
+    /// Database → stream shard (others by hash; see `c2c_engine::filter::ShardSelector`).
+    pub databases: BTreeMap<String, u32>,
+    /// Stream shard → owning worker.
+    pub shard_owners: BTreeMap<u32, String>,
+    /// Partition id → copying worker (unfinished partitions only).
+    pub partitions: BTreeMap<String, String>,
+}
+
+/// One unit of copy work as planning sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLoad {
+    pub id: String,
+    pub bytes: u64,
+    pub done: bool,
+}
+
+impl Plan {
+    /// The first plan over `workers` (sorted ids, at least one).
+    pub fn first(
+        workers: &[String],
+        database_bytes: &BTreeMap<String, u64>,
+        partitions: &[PartitionLoad],
+    ) -> Plan {
+        let shard_count = workers.len().max(1) as u32;
+        let mut shard_load = vec![0u64; shard_count as usize];
+        let mut by_size: Vec<(&String, &u64)> = database_bytes.iter().collect();
+        by_size.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut databases = BTreeMap::new();
+        for (database, bytes) in by_size {
+            let lightest = (0..shard_count as usize)
+                .min_by_key(|i| (shard_load[*i], *i))
+                .unwrap_or(0);
+            shard_load[lightest] += bytes;
+            databases.insert(database.clone(), lightest as u32);
+        }
+        let shard_owners = (0..shard_count)
+            .map(|shard| (shard, workers[shard as usize % workers.len()].clone()))
+            .collect();
+        let mut plan = Plan {
+            epoch: 1,
+            shard_count,
+            databases,
+            shard_owners,
+            partitions: BTreeMap::new(),
+        };
+        plan.spread_partitions(workers, partitions);
+        plan
+    }
+
+    /// Bytes of unfinished partitions per live worker.
+    fn copy_load(&self, workers: &[String], sizes: &BTreeMap<&str, u64>) -> BTreeMap<String, u64> {
+        let mut load: BTreeMap<String, u64> = workers.iter().map(|w| (w.clone(), 0)).collect();
+        for (partition, worker) in &self.partitions {
+            if let Some(slot) = load.get_mut(worker) {
+                *slot += sizes.get(partition.as_str()).copied().unwrap_or(0);
+            }
+        }
+        load
+    }
+
+    /// Gives every unfinished partition without a live worker to the lightest one.
+    fn spread_partitions(&mut self, workers: &[String], partitions: &[PartitionLoad]) {
+        let sizes: BTreeMap<&str, u64> = partitions
+            .iter()
+            .map(|p| (p.id.as_str(), p.bytes))
+            .collect();
+        let mut load = self.copy_load(workers, &sizes);
+        let live: BTreeSet<&String> = workers.iter().collect();
+        let mut orphans: Vec<&PartitionLoad> = partitions
+            .iter()
+            .filter(|p| !p.done)
+            .filter(|p| self.partitions.get(&p.id).is_none_or(|w| !live.contains(w)))
+            .collect();
+        orphans.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.id.cmp(&b.id)));
+        for partition in orphans {
+            let Some(lightest) = load
+                .iter()
+                .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+                .map(|(worker, _)| worker.clone())
+            else {
+                return;
+            };
+            *load.entry(lightest.clone()).or_default() += partition.bytes;
+            self.partitions.insert(partition.id.clone(), lightest);
+        }
+    }
+
+    /// Moves the units of workers not in `workers` to live ones and forgets finished
+    /// partitions. True when the plan changed (its epoch is then increased).
+    pub fn reconcile(&mut self, workers: &[String], partitions: &[PartitionLoad]) -> bool {
+        if workers.is_empty() {
+            return false;
+        }
+        let before = self.clone();
+        let done: BTreeSet<&str> = partitions
+            .iter()
+            .filter(|p| p.done)
+            .map(|p| p.id.as_str())
+            .collect();
+        self.partitions.retain(|id, _| !done.contains(id.as_str()));
+        self.spread_partitions(workers, partitions);
+        let live: BTreeSet<&String> = workers.iter().collect();
+        for shard in 0..self.shard_count {
+            let owner_live = self
+                .shard_owners
+                .get(&shard)
+                .is_some_and(|w| live.contains(w));
+            if owner_live {
+                continue;
+            }
+            let mut owned: BTreeMap<&String, usize> = workers.iter().map(|w| (w, 0)).collect();
+            for owner in self.shard_owners.values() {
+                if let Some(count) = owned.get_mut(owner) {
+                    *count += 1;
+                }
+            }
+            let lightest = owned
+                .iter()
+                .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+                .map(|(worker, _)| (*worker).clone());
+            if let Some(worker) = lightest {
+                self.shard_owners.insert(shard, worker);
+            }
+        }
+        let changed = *self != before;
+        if changed {
+            self.epoch = before.epoch + 1;
+        }
+        changed
+    }
+
+    /// Stream shards `worker` owns.
+    pub fn shards_of(&self, worker: &str) -> BTreeSet<u32> {
+        self.shard_owners
+            .iter()
+            .filter(|(_, owner)| owner.as_str() == worker)
+            .map(|(shard, _)| *shard)
+            .collect()
+    }
+
+    /// Partitions `worker` copies.
+    pub fn partitions_of(&self, worker: &str) -> BTreeSet<String> {
+        self.partitions
+            .iter()
+            .filter(|(_, owner)| owner.as_str() == worker)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Every worker the plan gives anything to.
+    pub fn workers(&self) -> BTreeSet<String> {
+        self.shard_owners
+            .values()
+            .chain(self.partitions.values())
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workers(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| id.to_string()).collect()
+    }
+
+    fn partition(id: &str, bytes: u64, done: bool) -> PartitionLoad {
+        PartitionLoad {
+            id: id.into(),
+            bytes,
+            done,
+        }
+    }
+
+    #[test]
+    fn first_plan_spreads_databases_and_partitions_by_size() {
+        let databases = BTreeMap::from([
+            ("big".to_string(), 100),
+            ("a".to_string(), 40),
+            ("b".to_string(), 50),
+        ]);
+        let parts = vec![
+            partition("big#0", 50, false),
+            partition("big#1", 50, false),
+            partition("a#0", 40, false),
+            partition("b#0", 50, true),
+        ];
+        let plan = Plan::first(&workers(&["w1", "w2"]), &databases, &parts);
+        assert_eq!(plan.shard_count, 2);
+        // big alone on one shard; a and b together on the other.
+        assert_ne!(plan.databases["big"], plan.databases["a"]);
+        assert_eq!(plan.databases["a"], plan.databases["b"]);
+        // The large collection's two partitions are copied by different workers.
+        assert_ne!(plan.partitions["big#0"], plan.partitions["big#1"]);
+        assert!(
+            !plan.partitions.contains_key("b#0"),
+            "finished partitions are not assigned"
+        );
+        assert_eq!(plan.shards_of("w1").len() + plan.shards_of("w2").len(), 2);
+    }
+
+    #[test]
+    fn a_lost_worker_units_move_to_survivors_and_the_rest_stays() {
+        let databases = BTreeMap::from([
+            ("x".to_string(), 10),
+            ("y".to_string(), 10),
+            ("z".to_string(), 10),
+        ]);
+        let parts: Vec<_> = (0..6)
+            .map(|i| partition(&format!("x#{i}"), 10, false))
+            .collect();
+        let mut plan = Plan::first(&workers(&["w1", "w2", "w3"]), &databases, &parts);
+        let kept_w1 = plan.partitions_of("w1");
+        assert!(
+            !plan.reconcile(&workers(&["w1", "w2", "w3"]), &parts),
+            "nothing changes"
+        );
+        assert_eq!(plan.epoch, 1);
+        assert!(plan.reconcile(&workers(&["w1", "w2"]), &parts));
+        assert_eq!(plan.epoch, 2);
+        assert!(plan.partitions_of("w3").is_empty());
+        assert!(plan.shards_of("w3").is_empty());
+        assert!(
+            plan.partitions_of("w1").is_superset(&kept_w1),
+            "running work is not moved"
+        );
+        assert_eq!(plan.partitions.len(), 6);
+        assert_eq!(plan.shards_of("w1").len() + plan.shards_of("w2").len(), 3);
+    }
+
+    #[test]
+    fn finished_partitions_leave_the_plan_and_no_workers_changes_nothing() {
+        let parts = vec![partition("p#0", 1, false)];
+        let mut plan = Plan::first(&workers(&["w1"]), &BTreeMap::new(), &parts);
+        assert!(!plan.reconcile(&[], &parts));
+        assert!(plan.reconcile(&workers(&["w1"]), &[partition("p#0", 1, true)]));
+        assert!(plan.partitions.is_empty());
+    }
+}

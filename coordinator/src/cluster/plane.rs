@@ -1,0 +1,396 @@
+//! The leader's data plane over workers: implements the engine's `RemotePlane`.
+//!
+//! `sync` is the control loop: every `RECONCILE_INTERVAL` or membership change it
+//! reconciles the plan with the live workers (persisting a changed plan before sending
+//! it), sends each live worker its assignment when that worker does not run it yet
+//! (its reported fence differs), and folds the workers' reports into the migration's
+//! counters. Cancelling `sync` leaves the workers running: a new leader re-attaches
+//! by sending the same plan, which restarts nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bson::Timestamp;
+use c2c_api::v1::{AssignRequest, CommitCommand, Fence, StreamShard, WorkerCommand};
+use c2c_engine::metadata::Metadata;
+use c2c_engine::migration::{RemotePlane, SyncContext};
+use c2c_engine::progress::Phase;
+use c2c_engine::{EngineError, Result};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::fanout::{describe_failures, fan_out, CallError};
+use super::plan::{PartitionLoad, Plan};
+use super::store::PlanStore;
+use super::timing::{DRAIN_TIMEOUT, RECONCILE_INTERVAL, WORKER_RPC_TIMEOUT};
+use super::workers::{fresh, LiveWorker, WorkerPool};
+
+pub struct PlaneSettings {
+    pub migration_id: String,
+    /// The leader's term (its etcd leader key's create revision; 1 without etcd).
+    pub term: u64,
+    /// The persisted request, as JSON, sent to every worker.
+    pub request_json: String,
+    pub load_level: Option<u32>,
+}
+
+pub struct ClusterPlane {
+    settings: PlaneSettings,
+    members: watch::Receiver<Vec<LiveWorker>>,
+    store: Arc<dyn PlanStore>,
+    metadata: Metadata,
+    pub(crate) pool: Arc<WorkerPool>,
+    plan: Mutex<Option<Plan>>,
+    /// The assignment last acknowledged by each worker.
+    sent: Mutex<BTreeMap<String, AssignRequest>>,
+}
+
+fn fatal(what: &str, error: impl std::fmt::Display) -> EngineError {
+    EngineError::Fatal(format!("{what}: {error}"))
+}
+
+impl ClusterPlane {
+    pub fn new(
+        settings: PlaneSettings,
+        members: watch::Receiver<Vec<LiveWorker>>,
+        store: Arc<dyn PlanStore>,
+        metadata: Metadata,
+    ) -> ClusterPlane {
+        ClusterPlane {
+            settings,
+            members,
+            store,
+            metadata,
+            pool: Arc::new(WorkerPool::default()),
+            plan: Mutex::new(None),
+            sent: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn plan(&self) -> Option<Plan> {
+        self.plan.lock().clone()
+    }
+
+    fn live(&self) -> Vec<LiveWorker> {
+        let mut live = self.members.borrow().clone();
+        live.sort();
+        live
+    }
+
+    fn fence(&self, epoch: u64) -> Fence {
+        Fence {
+            term: self.settings.term,
+            epoch,
+        }
+    }
+
+    /// The plan reconciled with the live workers, persisted if it changed.
+    async fn reconcile(&self, copy: bool) -> Result<Option<Plan>> {
+        let live = self.live();
+        self.pool.track(&live);
+        let ids: Vec<String> = live.iter().map(|w| w.id.clone()).collect();
+        let records = self.metadata.load_partitions().await?;
+        let partitions: Vec<PartitionLoad> = records
+            .iter()
+            .map(|p| PartitionLoad {
+                id: p.id.clone(),
+                bytes: p.bytes.max(1),
+                // Nothing is copied in the reverse direction.
+                done: p.done || !copy,
+            })
+            .collect();
+        let cached = self.plan.lock().clone();
+        let mut plan = match cached {
+            Some(plan) => plan,
+            None => self
+                .store
+                .load()
+                .await
+                .map_err(|e| fatal("loading the plan", e))?
+                .unwrap_or_default(),
+        };
+        let changed = if plan.shard_count == 0 {
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let mut database_bytes: BTreeMap<String, u64> = BTreeMap::new();
+            for record in self.metadata.load_namespaces().await? {
+                *database_bytes.entry(record.ns.db.clone()).or_default() += record.estimated_bytes;
+            }
+            plan = Plan::first(&ids, &database_bytes, &partitions);
+            true
+        } else {
+            plan.reconcile(&ids, &partitions)
+        };
+        if changed {
+            self.store.save(&plan).await.map_err(|e| {
+                EngineError::Fenced(format!(
+                    "persisting the plan failed (no longer the leader?): {e}"
+                ))
+            })?;
+            tracing::info!(epoch = plan.epoch, workers = ids.len(), "plan persisted");
+        }
+        *self.plan.lock() = Some(plan.clone());
+        Ok(Some(plan))
+    }
+
+    fn assignment(&self, plan: &Plan, worker: &str, context: &SyncContext) -> AssignRequest {
+        let mut shards: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for (database, shard) in &plan.databases {
+            shards.entry(*shard).or_default().push(database.clone());
+        }
+        AssignRequest {
+            fence: Some(self.fence(plan.epoch)),
+            migration_id: self.settings.migration_id.clone(),
+            request_json: self.settings.request_json.clone(),
+            load_level: self.settings.load_level,
+            reversed: context.reversed,
+            stream_start: Some(c2c_worker::convert::cluster_time(context.stream_start)),
+            shard_count: plan.shard_count,
+            shards: shards
+                .into_iter()
+                .map(|(id, databases)| StreamShard { id, databases })
+                .collect(),
+            owned_shards: plan.shards_of(worker).into_iter().collect(),
+            partitions: if context.copy {
+                plan.partitions_of(worker).into_iter().collect()
+            } else {
+                Vec::new()
+            },
+            run: true,
+        }
+    }
+
+    /// Sends each live worker its assignment unless it acknowledged exactly this one
+    /// and still reports the fence it carried (a restarted worker reports another).
+    async fn send_assignments(&self, plan: &Plan, context: &SyncContext) {
+        let reports = self.pool.reports();
+        let wanted: Vec<(String, AssignRequest)> = self
+            .live()
+            .into_iter()
+            .map(|w| {
+                let request = self.assignment(plan, &w.id, context);
+                (w.id, request)
+            })
+            .filter(|(id, request)| {
+                let acknowledged = self.sent.lock().get(id) == Some(request);
+                let running = reports.get(id).is_some_and(|seen| {
+                    seen.report.fence == request.fence
+                        && seen.report.partitions_assigned as usize == request.partitions.len()
+                });
+                !(acknowledged && running)
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let requests: BTreeMap<String, AssignRequest> = wanted.into_iter().collect();
+        let outcomes = fan_out(
+            "Assign",
+            requests.keys().cloned(),
+            WORKER_RPC_TIMEOUT,
+            |worker| {
+                let client = self.pool.client(&worker);
+                let request = requests[&worker].clone();
+                async move {
+                    let mut client = client.ok_or(CallError::NotConnected)?;
+                    client.assign(request).await.map_err(CallError::Status)
+                }
+            },
+        )
+        .await;
+        for (worker, outcome) in outcomes {
+            if outcome.is_ok() {
+                self.sent
+                    .lock()
+                    .insert(worker.clone(), requests[&worker].clone());
+            } else {
+                self.sent.lock().remove(&worker);
+            }
+        }
+    }
+
+    /// Folds the workers' reports into the migration's counters.
+    fn aggregate(&self, plan: &Plan, context: &SyncContext) -> Result<()> {
+        let reports = self.pool.reports();
+        let progress = &context.progress;
+        let mut events = 0;
+        let mut lag: Option<i64> = None;
+        let mut crud: Option<i64> = None;
+        let mut ddl: Option<i64> = None;
+        let mut steady_owners = BTreeSet::new();
+        for (worker, seen) in &reports {
+            let report = &seen.report;
+            events += report.events_applied;
+            lag = lag.max(report.lag_seconds);
+            crud = crud.max(report.crud_lag_seconds);
+            ddl = ddl.max(report.ddl_lag_seconds);
+            if let Some(failure) = &report.failure {
+                return Err(EngineError::Fatal(format!("worker {worker}: {failure}")));
+            }
+            let current = report.fence == Some(self.fence(plan.epoch));
+            if current && report.steady && fresh(seen) {
+                steady_owners.insert(worker.clone());
+            }
+        }
+        progress.events_applied.store(events, Ordering::Relaxed);
+        // The engine's counters measure lag as source time minus applied time.
+        let now = chrono_seconds();
+        progress.source_latest_secs.store(now, Ordering::Relaxed);
+        if let Some(lag) = lag {
+            progress
+                .applied_latest_secs
+                .store(now - lag, Ordering::Relaxed);
+        }
+        if let Some(crud) = crud {
+            progress
+                .applied_crud_secs
+                .store(now - crud, Ordering::Relaxed);
+        }
+        if let Some(ddl) = ddl {
+            progress
+                .applied_ddl_secs
+                .store(now - ddl, Ordering::Relaxed);
+        }
+        if progress.copy_done.load(Ordering::Relaxed) {
+            let all_steady = plan
+                .shard_owners
+                .values()
+                .all(|owner| steady_owners.contains(owner));
+            progress.set_phase(if all_steady {
+                Phase::SteadyState
+            } else {
+                Phase::CopyDrain
+            });
+        }
+        Ok(())
+    }
+
+    async fn run(&self, context: SyncContext, cancel: CancellationToken) -> Result<()> {
+        let mut members = self.members.clone();
+        loop {
+            if let Some(plan) = self.reconcile(context.copy).await? {
+                self.send_assignments(&plan, &context).await;
+                self.aggregate(&plan, &context)?;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                _ = members.changed() => {}
+                _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
+            }
+        }
+    }
+
+    async fn drain(&self, tc: Timestamp) -> Result<Option<String>> {
+        let started = Instant::now();
+        loop {
+            // Shards of lost workers move to survivors first: none is skipped.
+            let Some(plan) = self.reconcile(false).await? else {
+                if started.elapsed() > DRAIN_TIMEOUT {
+                    return Err(EngineError::Fatal(
+                        "no worker is alive to apply the change events up to the commit point"
+                            .into(),
+                    ));
+                }
+                tokio::time::sleep(RECONCILE_INTERVAL).await;
+                continue;
+            };
+            let owners: BTreeSet<String> = plan.shard_owners.values().cloned().collect();
+            let fence = self.fence(plan.epoch);
+            let outcomes = fan_out("Commit", owners, DRAIN_TIMEOUT, |worker| {
+                let client = self.pool.client(&worker);
+                let command = CommitCommand {
+                    fence: Some(fence),
+                    commit_point: Some(c2c_worker::convert::cluster_time(tc)),
+                };
+                async move {
+                    let mut client = client.ok_or(CallError::NotConnected)?;
+                    client
+                        .commit(command)
+                        .await
+                        .map(|r| r.into_inner())
+                        .map_err(CallError::Status)
+                }
+            })
+            .await;
+            if let Some(failures) = describe_failures(&outcomes) {
+                if started.elapsed() > DRAIN_TIMEOUT {
+                    return Err(EngineError::Fatal(format!(
+                        "applying up to the commit point failed: {failures}"
+                    )));
+                }
+                tracing::warn!(failures = %failures, "drain to the commit point incomplete; retrying");
+                tokio::time::sleep(RECONCILE_INTERVAL).await;
+                continue;
+            }
+            return Ok(outcomes.into_iter().find_map(|(worker, outcome)| {
+                outcome.ok().and_then(|ack| {
+                    ack.late_write
+                        .map(|w| format!("{w} (seen by worker {worker})"))
+                })
+            }));
+        }
+    }
+
+    async fn pause_all(&self) -> Result<()> {
+        let Some(plan) = self.plan() else {
+            return Ok(());
+        };
+        let fence = self.fence(plan.epoch);
+        let workers: Vec<String> = self.live().into_iter().map(|w| w.id).collect();
+        let outcomes = fan_out("Pause", workers, WORKER_RPC_TIMEOUT, |worker| {
+            let client = self.pool.client(&worker);
+            async move {
+                let mut client = client.ok_or(CallError::NotConnected)?;
+                client
+                    .pause(WorkerCommand { fence: Some(fence) })
+                    .await
+                    .map_err(CallError::Status)
+            }
+        })
+        .await;
+        self.sent.lock().clear();
+        match describe_failures(&outcomes) {
+            Some(failures) => Err(EngineError::Fatal(format!(
+                "pausing the workers failed: {failures}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn chrono_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The engine holds the plane as `Arc<dyn RemotePlane>`; the coordinator keeps its own
+/// `Arc<ClusterPlane>` for the worker list.
+#[derive(Clone)]
+pub struct SharedPlane(pub Arc<ClusterPlane>);
+
+impl RemotePlane for SharedPlane {
+    fn sync(
+        &self,
+        context: SyncContext,
+        cancel: CancellationToken,
+    ) -> c2c_engine::migration::BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.0.run(context, cancel).await })
+    }
+
+    fn drain_to(
+        &self,
+        tc: Timestamp,
+        _reversed: bool,
+    ) -> c2c_engine::migration::BoxFuture<'_, Result<Option<String>>> {
+        Box::pin(async move { self.0.drain(tc).await })
+    }
+
+    fn pause(&self) -> c2c_engine::migration::BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.0.pause_all().await })
+    }
+}

@@ -1,0 +1,14 @@
+//! The leader's timing constants, in one place.
+
+use std::time::Duration;
+
+/// How often a worker reports (`WatchProgress`), and the plane reconciles at least.
+pub const REPORT_INTERVAL: Duration = Duration::from_millis(500);
+pub const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
+pub const WORKER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One worker RPC; the commit drain has its own, longer bound.
+pub const WORKER_RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long commit step 3 waits for the workers before the step fails (it is retried
+/// by calling `/commit` again or by the next leader).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+pub const WATCH_RETRY: Duration = Duration::from_millis(500);

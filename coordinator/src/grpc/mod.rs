@@ -1,0 +1,111 @@
+//! c2c's gRPC API (package `c2c.v1`, `proto/c2c/v1/migration.proto`): the `Migration`
+//! service, `grpc.health.v1` and server reflection (v1 and v1alpha), as an axum router
+//! that `server` merges with the REST router so both share one port.
+//!
+//! The services are mounted with axum's `route_service` rather than tonic's `Routes`:
+//! `Routes` installs its own fallback, and axum refuses to merge two routers that both
+//! have one (the REST router's fallback answers mongosync-style 404s). gRPC clients map
+//! that HTTP 404 to UNIMPLEMENTED for an unknown service.
+
+pub mod convert;
+pub mod migration_service;
+pub mod status;
+
+use std::convert::Infallible;
+
+use axum::response::IntoResponse;
+use axum::Router;
+use c2c_api::v1::migration_server::MigrationServer;
+use tonic::codegen::http::Request;
+use tonic::codegen::Service;
+use tonic::server::NamedService;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+pub use convert::{progress_reply, start_body};
+pub use migration_service::{LocalWorker, MigrationService, WorkerDirectory, LOCAL_WORKER_ID};
+pub use status::{api_status, error_name, ERROR_METADATA_KEY};
+
+/// Fully-qualified names of the services `grpc_routes` serves (and reflection lists).
+pub const MIGRATION_SERVICE: &str = c2c_api::v1::migration_server::SERVICE_NAME;
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+pub const REFLECTION_V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+pub const REFLECTION_V1ALPHA_SERVICE: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// The gRPC side of `c2c run`: `Migration` over `migration`, health (the server `""` and
+/// `c2c.v1.Migration` SERVING) and reflection. The reporter lets the caller flip health
+/// (e.g. NOT_SERVING while stopping, or per role in scale-out mode).
+pub async fn grpc_routes(migration: MigrationService) -> (Router, HealthReporter) {
+    grpc_routes_with(migration, Router::new(), &[]).await
+}
+
+/// `grpc_routes` plus the services already mounted on `extra` (with `add_service`),
+/// whose names `extra_services` lists for reflection — how the scale-out modes add
+/// the internal `Worker` service.
+pub async fn grpc_routes_with(
+    migration: MigrationService,
+    extra: Router,
+    extra_services: &[&str],
+) -> (Router, HealthReporter) {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(MIGRATION_SERVICE, ServingStatus::Serving)
+        .await;
+    health.set_service_status("", ServingStatus::Serving).await;
+
+    let mut advertised = vec![
+        MIGRATION_SERVICE,
+        HEALTH_SERVICE,
+        REFLECTION_V1_SERVICE,
+        REFLECTION_V1ALPHA_SERVICE,
+    ];
+    advertised.extend_from_slice(extra_services);
+
+    let router = Router::new();
+    let router = add_service(router, MigrationServer::new(migration));
+    let router = add_service(router, health_service);
+    let router = add_service(
+        router,
+        reflection(&advertised)
+            .build_v1()
+            .expect("c2c's own descriptor sets decode"),
+    );
+    let router = add_service(
+        router,
+        reflection(&advertised)
+            .build_v1alpha()
+            .expect("c2c's own descriptor sets decode"),
+    );
+    (router.merge(extra), health)
+}
+
+/// Reflection over c2c's and the health service's descriptors, listing only the
+/// services this process serves: the descriptor set also holds `c2c.v1.Worker`, which
+/// `c2c run` does not serve.
+fn reflection<'a>(advertised: &[&str]) -> tonic_reflection::server::Builder<'a> {
+    let builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(c2c_api::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Both versions describe both, so a v1alpha client can resolve v1 too.
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
+    advertised
+        .iter()
+        .fold(builder, |builder, name| builder.with_service_name(*name))
+}
+
+/// Mounts a tonic-generated service at `/<package.Service>/*` on `router`, as tonic's
+/// own router does.
+pub fn add_service<S>(router: Router, service: S) -> Router
+where
+    S: Service<Request<axum::body::Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    router.route_service(&format!("/{}/{{*rest}}", S::NAME), service)
+}

@@ -1,0 +1,162 @@
+//! Scale-out end to end through the REST API, with the workers as real gRPC servers in
+//! this process (the multi-process form with etcd is in `e2e_scaleout_etcd`): the leader
+//! spreads partitions and stream shards over three workers, writes continue during the
+//! copy and the change-event application, a worker is lost mid-copy and its share
+//! finishes elsewhere, and the commit drains every worker's shards to Tc.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bson::doc;
+use c2c_engine::filter::NamespaceFilter;
+use common::{assert_equal, insert_many, Harness};
+use serde_json::json;
+
+const CONVERGE: Duration = Duration::from_secs(120);
+const DATABASES: [&str; 4] = ["shop", "crm", "logs", "geo"];
+
+async fn load(harness: &Harness, per_collection: i32) {
+    for db in DATABASES {
+        for coll in ["a", "b"] {
+            let docs = (0..per_collection)
+                .map(|i| doc! {"_id": i, "db": db, "pad": "x".repeat(200)})
+                .collect();
+            insert_many(&harness.source.client, db, coll, docs).await;
+        }
+    }
+}
+
+async fn write_some(harness: &Harness, round: i32) {
+    for db in DATABASES {
+        let coll = harness
+            .source
+            .client
+            .database(db)
+            .collection::<bson::Document>("a");
+        coll.insert_one(doc! {"_id": format!("new-{round}"), "round": round})
+            .await
+            .expect("insert");
+        coll.update_one(doc! {"_id": round}, doc! {"$set": {"updated": round}})
+            .await
+            .expect("update");
+        coll.delete_one(doc! {"_id": round + 1000})
+            .await
+            .expect("delete");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_copy_apply_lose_one_and_commit() {
+    // ~64 KiB partitions: every collection is split, so one collection's copy spans workers.
+    let (harness, mut scale) = Harness::start_scaled(3, 64 * 1024).await;
+    load(&harness, 3_000).await;
+    let (status, body) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    write_some(&harness, 1).await;
+
+    // The plan spreads the work: several workers copy, shards have different owners.
+    let plan = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(plan) = scale.plane().plan() {
+                return plan;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a plan");
+    assert_eq!(plan.shard_count, 3);
+    let copiers: BTreeSet<&String> = plan.partitions.values().collect();
+    assert!(
+        copiers.len() >= 2,
+        "partitions spread over workers: {plan:?}"
+    );
+    let owners: BTreeSet<&String> = plan.shard_owners.values().collect();
+    assert_eq!(owners.len(), 3, "one stream shard per worker: {plan:?}");
+
+    // Lose a worker during the copy: its partitions and its stream shard move.
+    scale.lose_worker("w2").await;
+    write_some(&harness, 2).await;
+    let moved = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let plan = scale.plane().plan().expect("plan");
+            if plan.epoch > 1 {
+                return plan;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the plan moves the lost worker's share");
+    assert!(moved.workers().iter().all(|w| w != "w2"), "{moved:?}");
+
+    harness
+        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    write_some(&harness, 3).await;
+    harness
+        .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
+        .await;
+    harness
+        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    let (status, body) = harness.post("/api/v1/commit", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let committed = harness.wait_for_state("COMMITTED", CONVERGE).await;
+    assert_eq!(committed["canWrite"], json!(true));
+    let report = c2c_engine::compare::compare_clusters(
+        &harness.source.client,
+        &harness.destination.client,
+        &NamespaceFilter::default(),
+    )
+    .await
+    .expect("compare");
+    assert_equal(&report);
+    for worker in &scale.workers {
+        let report = worker.service.report().await;
+        assert!(report.lease_held, "{report:?}");
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_its_lease_writes_nothing() {
+    let (harness, scale) = Harness::start_scaled(1, 16 * 1024).await;
+    load(&harness, 500).await;
+    // The only worker's lease is gone before it gets work: it refuses the assignment
+    // and nothing reaches the destination.
+    scale.workers[0]
+        .lease
+        .lost
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let (status, body) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for db in DATABASES {
+        let count = harness
+            .destination
+            .client
+            .database(db)
+            .collection::<bson::Document>("a")
+            .count_documents(doc! {})
+            .await
+            .unwrap_or(0);
+        assert_eq!(
+            count, 0,
+            "{db}.a got documents from a worker without a lease"
+        );
+    }
+    harness.stop().await;
+}

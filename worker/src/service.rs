@@ -1,0 +1,320 @@
+//! The `c2c.v1.Worker` service: the leader's commands applied to this worker's share.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use c2c_api::v1::worker_server::Worker;
+use c2c_api::v1::{
+    AssignRequest, CommitAck, CommitCommand, WatchWorkerRequest, WorkerAck, WorkerCommand,
+    WorkerReport,
+};
+use c2c_engine::gate::WriteGate;
+use c2c_engine::migration::{Clusters, EngineConfig};
+use c2c_engine::options::{LoadLevel, StartRequest, SyncOptions};
+use c2c_engine::share::{Share, ShareSpec};
+use futures::Stream;
+use mongodb::Client;
+use tokio::sync::Mutex;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::convert;
+use crate::fence::{Fence, FenceKeeper};
+
+/// How often `WatchProgress` reports by default, and at most.
+const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_millis(1000);
+const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Whether this worker may write: its etcd lease is confirmed within its TTL on the
+/// local monotonic clock (always true for an in-process worker).
+pub trait LeaseView: Send + Sync + 'static {
+    fn is_valid(&self) -> bool;
+}
+
+/// The two clusters as `--cluster0` / `--cluster1` name them.
+#[derive(Clone)]
+pub struct WorkerSettings {
+    pub id: String,
+    pub cluster0: (Client, Vec<String>),
+    pub cluster1: (Client, Vec<String>),
+    pub load_level: Option<LoadLevel>,
+    pub engine: EngineConfig,
+}
+
+struct Current {
+    fence: FenceKeeper,
+    /// The request the share was built for; a different one builds a new share.
+    request: Option<StartRequest>,
+    share: Option<Arc<Share>>,
+    spec: Option<ShareSpec>,
+}
+
+pub struct WorkerService {
+    settings: WorkerSettings,
+    lease: Arc<dyn LeaseView>,
+    current: Mutex<Current>,
+}
+
+fn refused(message: String) -> Status {
+    Status::failed_precondition(message)
+}
+
+fn engine_status(error: c2c_engine::EngineError) -> Status {
+    match error {
+        c2c_engine::EngineError::Fenced(message) => Status::failed_precondition(message),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+impl WorkerService {
+    pub fn new(settings: WorkerSettings, lease: Arc<dyn LeaseView>) -> WorkerService {
+        WorkerService {
+            settings,
+            lease,
+            current: Mutex::new(Current {
+                fence: FenceKeeper::default(),
+                request: None,
+                share: None,
+                spec: None,
+            }),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.settings.id
+    }
+
+    fn cluster(&self, name: &str) -> Result<(Client, Vec<String>), Status> {
+        match name {
+            "cluster0" => Ok(self.settings.cluster0.clone()),
+            "cluster1" => Ok(self.settings.cluster1.clone()),
+            other => Err(Status::invalid_argument(format!(
+                "the request names an unknown cluster {other:?}"
+            ))),
+        }
+    }
+
+    fn build_share(&self, request: &StartRequest) -> Result<Arc<Share>, Status> {
+        let (source, source_hosts) = self.cluster(&request.source)?;
+        let (destination, destination_hosts) = self.cluster(&request.destination)?;
+        let options = SyncOptions::from_request(request, self.settings.load_level)
+            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        let lease = self.lease.clone();
+        let gate = WriteGate::new(move || lease.is_valid());
+        Ok(Arc::new(Share::new(
+            Clusters {
+                source,
+                destination,
+                source_hosts,
+                destination_hosts,
+            },
+            options,
+            self.settings.engine.clone(),
+            gate,
+        )))
+    }
+
+    fn check_lease(&self) -> Result<(), Status> {
+        if self.lease.is_valid() {
+            Ok(())
+        } else {
+            Err(refused(
+                "this worker's lease expired; it takes no work until it registers again".into(),
+            ))
+        }
+    }
+
+    /// Stops all work at once (the lease is gone, or the process shuts down).
+    pub async fn stop_all(&self) {
+        let share = self.current.lock().await.share.clone();
+        if let Some(share) = share {
+            share.stop().await;
+        }
+    }
+
+    /// The report `WatchProgress` streams.
+    pub async fn report(&self) -> WorkerReport {
+        let (share, fence) = {
+            let current = self.current.lock().await;
+            (current.share.clone(), current.fence.newest())
+        };
+        let share_report = match share {
+            Some(share) => share.report().await,
+            None => Default::default(),
+        };
+        convert::report(
+            &self.settings.id,
+            fence,
+            self.lease.is_valid(),
+            &share_report,
+        )
+    }
+
+    async fn admit(&self, fence: Fence) -> Result<tokio::sync::MutexGuard<'_, Current>, Status> {
+        let mut current = self.current.lock().await;
+        current.fence.admit(fence).map_err(refused)?;
+        Ok(current)
+    }
+}
+
+/// The tonic service: a handle on the shared [`WorkerService`].
+#[derive(Clone)]
+pub struct WorkerEndpoint(pub Arc<WorkerService>);
+
+impl std::ops::Deref for WorkerEndpoint {
+    type Target = WorkerService;
+    fn deref(&self) -> &WorkerService {
+        &self.0
+    }
+}
+
+type ReportStream = Pin<Box<dyn Stream<Item = Result<WorkerReport, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Worker for WorkerEndpoint {
+    async fn assign(&self, request: Request<AssignRequest>) -> Result<Response<WorkerAck>, Status> {
+        let assign = request.into_inner();
+        let fence = Fence::from(assign.fence.as_ref());
+        let span = tracing::info_span!("worker.assign", term = fence.term, epoch = fence.epoch);
+        async {
+            self.check_lease()?;
+            let start = convert::start_request(&assign).map_err(Status::invalid_argument)?;
+            let spec = convert::share_spec(&assign).map_err(Status::invalid_argument)?;
+            let mut current = self.admit(fence).await?;
+            if current.request.as_ref() != Some(&start) {
+                if let Some(old) = current.share.take() {
+                    old.stop().await;
+                }
+                current.share = Some(self.build_share(&start)?);
+                current.request = Some(start);
+            }
+            let share = current.share.clone().expect("set above");
+            tracing::info!(
+                partitions = spec.partitions.len(),
+                shards = ?spec.owned_shards,
+                run = spec.run,
+                "assignment"
+            );
+            share.assign(spec.clone()).await.map_err(engine_status)?;
+            current.spec = Some(spec);
+            Ok(Response::new(WorkerAck {
+                worker_id: self.settings.id.clone(),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn pause(&self, request: Request<WorkerCommand>) -> Result<Response<WorkerAck>, Status> {
+        let fence = Fence::from(request.get_ref().fence.as_ref());
+        let span = tracing::info_span!("worker.pause", term = fence.term, epoch = fence.epoch);
+        async {
+            let mut current = self.admit(fence).await?;
+            if let Some(share) = current.share.clone() {
+                share.stop().await;
+            }
+            if let Some(spec) = current.spec.as_mut() {
+                spec.run = false;
+            }
+            Ok(Response::new(WorkerAck {
+                worker_id: self.settings.id.clone(),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn resume(&self, request: Request<WorkerCommand>) -> Result<Response<WorkerAck>, Status> {
+        let fence = Fence::from(request.get_ref().fence.as_ref());
+        let span = tracing::info_span!("worker.resume", term = fence.term, epoch = fence.epoch);
+        async {
+            self.check_lease()?;
+            let mut current = self.admit(fence).await?;
+            let (Some(share), Some(spec)) = (current.share.clone(), current.spec.as_mut()) else {
+                return Err(refused("nothing is assigned to this worker".into()));
+            };
+            spec.run = true;
+            share.assign(spec.clone()).await.map_err(engine_status)?;
+            Ok(Response::new(WorkerAck {
+                worker_id: self.settings.id.clone(),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn commit(&self, request: Request<CommitCommand>) -> Result<Response<CommitAck>, Status> {
+        let command = request.into_inner();
+        let fence = Fence::from(command.fence.as_ref());
+        let span = tracing::info_span!("worker.commit", term = fence.term, epoch = fence.epoch);
+        async {
+            self.check_lease()?;
+            let tc = convert::timestamp(command.commit_point.as_ref(), "commit_point")
+                .map_err(Status::invalid_argument)?;
+            let share = {
+                let mut current = self.admit(fence).await?;
+                if let Some(spec) = current.spec.as_mut() {
+                    spec.run = false;
+                }
+                current.share.clone()
+            };
+            let late_write = match share {
+                Some(share) => share.drain_to(tc).await.map_err(engine_status)?,
+                None => None,
+            };
+            Ok(Response::new(CommitAck {
+                worker_id: self.settings.id.clone(),
+                late_write,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn reverse(
+        &self,
+        request: Request<WorkerCommand>,
+    ) -> Result<Response<WorkerAck>, Status> {
+        // The roles swap: stop everything; the leader's next Assign runs the other way.
+        self.pause(request).await
+    }
+
+    type WatchProgressStream = ReportStream;
+
+    async fn watch_progress(
+        &self,
+        request: Request<WatchWorkerRequest>,
+    ) -> Result<Response<ReportStream>, Status> {
+        let interval = match request.get_ref().interval_ms {
+            0 => DEFAULT_REPORT_INTERVAL,
+            ms => Duration::from_millis(u64::from(ms)).max(MIN_REPORT_INTERVAL),
+        };
+        let service = self.0.clone();
+        let stream = futures::stream::unfold(true, move |first| {
+            let service = service.clone();
+            async move {
+                if !first {
+                    tokio::time::sleep(interval).await;
+                }
+                Some((Ok(service.report().await), false))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Serves the worker's gRPC service (with health) on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    endpoint: WorkerEndpoint,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(c2c_api::v1::worker_server::WorkerServer::new(endpoint))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}
