@@ -86,8 +86,9 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     write_some(&harness, 2).await;
     let moved = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
+            // Finished partitions also change the plan: wait for the one without w2.
             let plan = scale.plane().plan().expect("plan");
-            if plan.epoch > 1 {
+            if plan.workers().iter().all(|w| w != "w2") {
                 return plan;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -95,7 +96,12 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     })
     .await
     .expect("the plan moves the lost worker's share");
-    assert!(moved.workers().iter().all(|w| w != "w2"), "{moved:?}");
+    assert!(moved.epoch > 1, "{moved:?}");
+    assert_eq!(
+        moved.shard_owners.len(),
+        3,
+        "every shard still has an owner: {moved:?}"
+    );
 
     harness
         .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
