@@ -18,7 +18,7 @@ pub fn bar(fraction: f64, width: usize) -> String {
 }
 
 /// Copied over estimated bytes; None in IDLE. Once `info` has moved past the copy it
-/// is done whatever the estimate says (an empty source keeps mongosync's placeholder
+/// is done whatever the estimate says (an empty source keeps mongosync's minimal
 /// estimate of 1 byte with 0 copied).
 pub fn copy_fraction(reply: &ProgressReply) -> Option<f64> {
     let total = reply.estimated_total_bytes?;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cea::apply::{Applier, ApplierOptions};
 use crate::cea::event::Event;
 use crate::error::Result;
-use crate::migration::{reader_stopped, start_reader, Migration, StartedReader};
+use crate::migration::{beside_reader, start_reader, Migration, StartedReader};
 
 /// Returns the first synced event after Tc it read, if any (a late source write).
 pub(crate) async fn drain_to(
@@ -32,7 +32,7 @@ pub(crate) async fn drain_to(
     let run = cancel.child_token();
     let StartedReader {
         spill,
-        task: mut reader_task,
+        task: reader_task,
     } = start_reader(
         &flow,
         &migration.options,
@@ -55,15 +55,8 @@ pub(crate) async fn drain_to(
         },
     )
     .with_metadata(migration.metadata.clone());
-    let outcome = tokio::select! {
-        outcome = applier.run_until(run.clone(), tc) => outcome,
-        reader_outcome = &mut reader_task => Err(reader_stopped(reader_outcome)),
-    };
-    run.cancel();
-    if !reader_task.is_finished() {
-        let _ = reader_task.await;
-    }
-    let late = outcome?;
+    let drained = applier.run_until(run.clone(), tc);
+    let late = beside_reader(drained, reader_task, &run).await?;
     tracing::info!(tc = ?tc, late = late.is_some(), "change events applied up to the commit point");
     Ok(late)
 }

@@ -55,7 +55,7 @@ mod remote;
 mod setup;
 pub use remote::{BoxFuture, RemotePlane, SyncContext};
 use setup::*;
-pub(crate) use setup::{reader_stopped, start_reader, StartedReader};
+pub(crate) use setup::{beside_reader, start_reader, StartedReader};
 
 /// Partitions aim at this many bytes each.
 pub const PARTITION_TARGET_BYTES: u64 = 64 * 1024 * 1024;
@@ -413,7 +413,7 @@ impl Migration {
         };
         let StartedReader {
             spill,
-            task: mut reader_task,
+            task: reader_task,
         } = reader;
         let flow = self.flow();
         let work = async {
@@ -422,21 +422,7 @@ impl Migration {
                 .estimated_total_bytes
                 .store(state.estimated_total_bytes.max(1), Ordering::Relaxed);
             if state.phase == PersistedPhase::Planning {
-                let namespaces = match discovered {
-                    Some(namespaces) => namespaces,
-                    None => {
-                        discovery::discover(&self.clusters.source, &self.options.filter).await?
-                    }
-                };
-                set_up_destination(
-                    &self.clusters,
-                    &self.metadata,
-                    &self.options,
-                    &self.config,
-                    &namespaces,
-                )
-                .await?;
-                self.metadata.set_phase(PersistedPhase::Copying).await?;
+                self.plan_destination(discovered).await?;
             }
             if state.phase != PersistedPhase::Applying {
                 self.progress.set_phase(Phase::CollectionCopy);
@@ -463,17 +449,27 @@ impl Migration {
             .with_metadata(self.metadata.clone());
             applier.run(cancel.clone()).await
         };
-        // The reader only ends on its own with an error (or when cancelled); either way
-        // the run stops.
-        let outcome = tokio::select! {
-            outcome = work => outcome,
-            reader_outcome = &mut reader_task => Err(reader_stopped(reader_outcome)),
+        beside_reader(work, reader_task, &cancel).await
+    }
+
+    /// Planning: the destination's namespaces and indexes, the partitions; then Copying.
+    pub(super) async fn plan_destination(
+        &self,
+        discovered: Option<Vec<SourceNamespace>>,
+    ) -> Result<()> {
+        let namespaces = match discovered {
+            Some(namespaces) => namespaces,
+            None => discovery::discover(&self.clusters.source, &self.options.filter).await?,
         };
-        cancel.cancel();
-        if !reader_task.is_finished() {
-            let _ = reader_task.await;
-        }
-        outcome
+        set_up_destination(
+            &self.clusters,
+            &self.metadata,
+            &self.options,
+            &self.config,
+            &namespaces,
+        )
+        .await?;
+        self.metadata.set_phase(PersistedPhase::Copying).await
     }
 
     pub(crate) async fn load_state(&self) -> Result<MigrationState> {

@@ -20,9 +20,8 @@ use std::time::Duration;
 use bson::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use super::setup::set_up_destination;
 use super::Migration;
-use crate::discovery::{self, SourceNamespace};
+use crate::discovery::SourceNamespace;
 use crate::error::{EngineError, Result};
 use crate::metadata::PersistedPhase;
 use crate::progress::{Phase, Progress};
@@ -70,19 +69,7 @@ impl Migration {
             .estimated_total_bytes
             .store(state.estimated_total_bytes.max(1), Ordering::Relaxed);
         if state.phase == PersistedPhase::Planning {
-            let namespaces = match discovered {
-                Some(namespaces) => namespaces,
-                None => discovery::discover(&self.clusters.source, &self.options.filter).await?,
-            };
-            set_up_destination(
-                &self.clusters,
-                &self.metadata,
-                &self.options,
-                &self.config,
-                &namespaces,
-            )
-            .await?;
-            self.metadata.set_phase(PersistedPhase::Copying).await?;
+            self.plan_destination(discovered).await?;
         }
         let copying = matches!(
             state.phase,

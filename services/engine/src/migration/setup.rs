@@ -109,14 +109,31 @@ pub(crate) struct StartedReader {
 
 /// Why the run stops when the reader's task ended first: it only ends on its own with an
 /// error (or when cancelled).
-pub(crate) fn reader_stopped(
-    outcome: std::result::Result<Result<()>, tokio::task::JoinError>,
-) -> EngineError {
+fn reader_stopped(outcome: std::result::Result<Result<()>, tokio::task::JoinError>) -> EngineError {
     match outcome {
         Ok(Ok(())) => EngineError::Cancelled,
         Ok(Err(error)) => error,
         Err(join) => EngineError::Fatal(format!("change stream reader crashed: {join}")),
     }
+}
+
+/// Runs `work` while the stream's reader runs: the reader only ends on its own with an
+/// error (or when cancelled), which stops the work; either way the reader is cancelled
+/// and awaited before returning.
+pub(crate) async fn beside_reader<T>(
+    work: impl std::future::Future<Output = Result<T>>,
+    mut reader_task: JoinHandle<Result<()>>,
+    cancel: &CancellationToken,
+) -> Result<T> {
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        reader_outcome = &mut reader_task => Err(reader_stopped(reader_outcome)),
+    };
+    cancel.cancel();
+    if !reader_task.is_finished() {
+        let _ = reader_task.await;
+    }
+    outcome
 }
 
 pub(crate) fn start_reader(

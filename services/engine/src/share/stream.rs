@@ -16,7 +16,7 @@ use crate::cutover::late_writes::describe;
 use crate::error::{EngineError, Result};
 use crate::filter::{NamespaceFilter, ShardSelector};
 use crate::metadata::{Metadata, PersistedPhase};
-use crate::migration::{reader_stopped, Clusters, EngineConfig};
+use crate::migration::{beside_reader, Clusters, EngineConfig};
 use crate::options::SyncOptions;
 use crate::progress::{Phase, Progress};
 
@@ -91,22 +91,14 @@ impl StreamContext {
 
 /// Reads from the start, applies once the copy is over, until cancelled.
 pub(super) async fn run(context: StreamContext, cancel: CancellationToken) -> Result<()> {
-    let (spill, mut reader_task) = context.start_reader(MARK_EVERY, &cancel).await?;
+    let (spill, reader_task) = context.start_reader(MARK_EVERY, &cancel).await?;
     let work = async {
         wait_for_applying(&context.metadata, &cancel).await?;
         context.progress.copy_done.store(true, Ordering::Relaxed);
         context.progress.set_phase(Phase::CopyDrain);
         context.applier(spill.clone()).run(cancel.clone()).await
     };
-    let outcome = tokio::select! {
-        outcome = work => outcome,
-        reader_outcome = &mut reader_task => Err(reader_stopped(reader_outcome)),
-    };
-    cancel.cancel();
-    if !reader_task.is_finished() {
-        let _ = reader_task.await;
-    }
-    outcome
+    beside_reader(work, reader_task, &cancel).await
 }
 
 /// The copy is over (every partition of every worker, and the indexes built after it)
@@ -139,16 +131,9 @@ pub(super) async fn drain_to(
         }
     }
     let run = cancel.child_token();
-    let (spill, mut reader_task) = context.start_reader(Duration::ZERO, &run).await?;
-    let outcome = tokio::select! {
-        outcome = context.applier(spill).run_until(run.clone(), tc) => outcome,
-        reader_outcome = &mut reader_task => Err(reader_stopped(reader_outcome)),
-    };
-    run.cancel();
-    if !reader_task.is_finished() {
-        let _ = reader_task.await;
-    }
-    let late = outcome?;
+    let (spill, reader_task) = context.start_reader(Duration::ZERO, &run).await?;
+    let drained = context.applier(spill).run_until(run.clone(), tc);
+    let late = beside_reader(drained, reader_task, &run).await?;
     tracing::info!(
         shard = context.selector.id,
         late = late.is_some(),
