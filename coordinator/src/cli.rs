@@ -26,6 +26,76 @@ pub enum Command {
     /// Drive a running c2c over its gRPC API: start, progress, watch, pause, resume,
     /// commit, reverse, workers.
     Ctl(crate::ctl::CtlArgs),
+    /// Scaled out: one of any number of coordinators of a migration, elected on etcd;
+    /// the leader plans and drives the workers, the others forward the API to it.
+    Coordinator(CoordinatorArgs),
+    /// Scaled out: a worker that copies and applies the share the leader assigns it,
+    /// registered on etcd under a lease.
+    Worker(WorkerArgs),
+}
+
+/// Where the processes of one scaled-out migration meet.
+#[derive(Debug, Clone, Args)]
+pub struct EtcdArgs {
+    /// etcd endpoints, comma-separated (http://host:2379,…).
+    #[arg(
+        long,
+        value_name = "URL[,URL…]",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub etcd: Vec<String>,
+    /// Names the migration: every coordinator and worker of one migration uses the
+    /// same id (its etcd keys live under /c2c/<id>/).
+    #[arg(
+        long = "migration-id",
+        alias = "migrationId",
+        default_value = "default"
+    )]
+    pub migration_id: String,
+    /// host:port other processes reach this one at [default: --bind:--port; required
+    /// when --bind is a wildcard address].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CoordinatorArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// This worker's id, unique among the migration's live workers (a StatefulSet pod
+    /// name, a host name).
+    #[arg(long)]
+    pub id: String,
+    /// Port of the worker's gRPC server.
+    #[arg(long, default_value_t = 27190)]
+    pub port: u16,
+    /// Address the worker listens on.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Connection string of the first cluster [default: the one the leader publishes in etcd].
+    #[arg(long, value_name = "URI", requires = "cluster1")]
+    pub cluster0: Option<String>,
+    /// Connection string of the second cluster [default: the one the leader publishes in etcd].
+    #[arg(long, value_name = "URI", requires = "cluster0")]
+    pub cluster1: Option<String>,
+    /// 1 (least load) to 4 (fastest) [default: the /start request's].
+    #[arg(long = "loadLevel", alias = "load-level")]
+    pub load_level: Option<u8>,
+    /// Directory for c2c.log [default: stdout].
+    #[arg(long = "logPath", alias = "log-path", value_name = "DIR")]
+    pub log_path: Option<PathBuf>,
+    /// TRACE, DEBUG, INFO, WARN, ERROR, FATAL or PANIC [default: DEBUG].
+    #[arg(long)]
+    pub verbosity: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::commit_readiness::commit_readiness;
 use crate::config::RunConfig;
 use crate::driver::{BoxFuture, EngineDriver};
+use crate::grpc::WorkerDirectory;
 use crate::redact::hosts_of;
 use crate::start_options::{options_from_request, ValidatedStart};
 use crate::state::{Operation, State, WrongState};
@@ -30,6 +31,10 @@ pub struct CoordinatorSettings {
     pub load_level: Option<LoadLevel>,
     /// Wait between attempts to read the persisted request at startup (doubles, ≤ 30 s).
     pub init_retry: Duration,
+    /// Scaled out: a persisted migration is continued at startup without a new `/start`
+    /// (a newly elected leader takes over the running migration). `c2c run` waits for
+    /// the same `/start` instead, as mongosync does after a restart.
+    pub continue_persisted: bool,
 }
 
 impl CoordinatorSettings {
@@ -40,6 +45,7 @@ impl CoordinatorSettings {
             cluster1_hosts: hosts_of(&config.cluster1),
             load_level: config.load_level,
             init_retry: Duration::from_secs(1),
+            continue_persisted: false,
         }
     }
 }
@@ -86,6 +92,8 @@ struct Inner {
 
 pub struct Coordinator {
     settings: CoordinatorSettings,
+    /// Scaled out: the per-worker breakdown `/progress` adds as `workers`.
+    workers: std::sync::OnceLock<Arc<dyn WorkerDirectory>>,
     driver: Arc<dyn EngineDriver>,
     inner: Mutex<Inner>,
     /// Serialises state-changing calls: the driver call runs between the state check and
@@ -97,6 +105,7 @@ impl Coordinator {
     pub fn new(settings: CoordinatorSettings, driver: Arc<dyn EngineDriver>) -> Arc<Coordinator> {
         Arc::new(Coordinator {
             settings,
+            workers: std::sync::OnceLock::new(),
             driver,
             inner: Mutex::new(Inner {
                 state: State::Initializing,
@@ -110,6 +119,17 @@ impl Coordinator {
 
     pub fn settings(&self) -> &CoordinatorSettings {
         &self.settings
+    }
+
+    /// Makes `/progress` report the workers' breakdown (scale-out); set once.
+    pub fn set_workers(&self, workers: Arc<dyn WorkerDirectory>) {
+        if self.workers.set(workers).is_err() {
+            warn!("the worker directory was already set; keeping the first");
+        }
+    }
+
+    pub fn workers(&self) -> Option<&Arc<dyn WorkerDirectory>> {
+        self.workers.get()
     }
 
     /// INITIALIZING → IDLE once the destination answered whether a previous process
@@ -160,7 +180,11 @@ impl Coordinator {
     /// same `/start` as before.
     async fn resume_cutover(&self, request: &StartRequest) -> Result<Option<State>, EngineError> {
         let phase = self.driver.persisted_phase().await?;
-        let Some(state) = phase.and_then(State::resumed_from) else {
+        let resumed = match phase.and_then(State::resumed_from) {
+            None if self.settings.continue_persisted => Some(State::Running),
+            resumed => resumed,
+        };
+        let Some(state) = resumed else {
             info!(
                 request = %serde_json::to_string(request).unwrap_or_default(),
                 "a migration started by a previous c2c process is persisted on the destination; send the same /start to continue it"
@@ -172,7 +196,7 @@ impl Coordinator {
                 "the persisted /start request is no longer valid ({error}); it cannot be continued"
             ))
         })?;
-        info!(%state, "continuing the cutover step a previous c2c process persisted");
+        info!(%state, "continuing the migration (or cutover step) a previous c2c process persisted");
         self.driver.start(request.clone(), options).await?;
         Ok(Some(state))
     }

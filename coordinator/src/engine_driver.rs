@@ -45,11 +45,34 @@ pub async fn connect_with_plane(
     config: &RunConfig,
     plane: Option<PlaneFactory>,
 ) -> Result<Arc<dyn EngineDriver>, EngineError> {
-    let engine = EngineConfig {
-        spill_dir: std::env::temp_dir().join(format!("c2c-{}-{}", config.id, std::process::id())),
+    connect_with(config, plane, engine_config(&config.id)?).await
+}
+
+/// The environment variable that sets the copy partitions' target size in bytes:
+/// smaller partitions spread one collection's copy over more workers (scale-out) and
+/// resume with less repeated work; larger ones mean fewer range queries.
+pub const PARTITION_BYTES_ENV: &str = "C2C_PARTITION_TARGET_BYTES";
+
+/// The engine's settings for a process with this id: a spill directory of its own, and
+/// `C2C_PARTITION_TARGET_BYTES` when set.
+pub fn engine_config(id: &str) -> Result<EngineConfig, EngineError> {
+    let mut engine = EngineConfig {
+        spill_dir: std::env::temp_dir().join(format!("c2c-{id}-{}", std::process::id())),
         ..EngineConfig::default()
     };
-    connect_with(config, plane, engine).await
+    if let Ok(text) = std::env::var(PARTITION_BYTES_ENV) {
+        engine.partition_target_bytes = text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|bytes| *bytes >= 1024)
+            .ok_or_else(|| {
+                EngineError::Fatal(format!(
+                    "{PARTITION_BYTES_ENV}={text:?} is not a size in bytes of at least 1024"
+                ))
+            })?;
+    }
+    Ok(engine)
 }
 
 /// As `connect_with_plane`, with the engine's settings given (tests shrink partitions).

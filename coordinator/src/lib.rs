@@ -8,7 +8,9 @@
 //! - `driver`: the boundary to the engine (`EngineDriver`); `testing`: a fake for tests;
 //! - `cli`, `config`, `logging`, `redact`, `server`: the `c2c run` process;
 //! - `grpc`: the gRPC API (`c2c.v1.Migration`, health, reflection) on the REST port;
-//! - `ctl`: `c2c ctl`, the gRPC command-line client.
+//! - `ctl`: `c2c ctl`, the gRPC command-line client;
+//! - `cluster`: the scaled-out leader's plan, workers and data plane; `scaled`: the
+//!   `c2c coordinator` / `c2c worker` processes' roles, forwarding and etcd pieces.
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +28,7 @@ pub mod logging;
 /// Moved to the engine, shared with workers; kept here for existing paths.
 pub use c2c_engine::redact;
 pub mod rest_client;
+pub mod scaled;
 pub mod server;
 pub mod start_options;
 pub mod state;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use c2c_coordinator::cli::{Cli, Command, RunArgs};
 
 mod demo;
+mod process;
 use c2c_coordinator::{bind, engine_driver, logging, serve, RunConfig};
 use clap::Parser;
 use tracing::{error, info};
@@ -19,6 +20,8 @@ async fn main() -> ExitCode {
         Command::Ctl(args) => c2c_coordinator::ctl::run(args)
             .await
             .map_err(anyhow::Error::from),
+        Command::Coordinator(args) => process::coordinator::run(args, shutdown_signal()).await,
+        Command::Worker(args) => process::worker::run(args, shutdown_signal()).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

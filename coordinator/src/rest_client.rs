@@ -47,6 +47,17 @@ impl RestClient {
         self.request("POST", path, Some(body.to_string())).await
     }
 
+    /// Any method and path (with its query), the body sent as is: how a follower
+    /// coordinator forwards an API call to the leader.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(u16, Value), RestError> {
+        self.request(method, path, body).await
+    }
+
     async fn request(
         &self,
         method: &str,

@@ -71,7 +71,7 @@ pub async fn serve_coordinator(
     let stopping = CancellationToken::new();
     let (app, health) = app(coordinator, stopping.clone()).await;
     info!(address = %listener.local_addr()?, "REST and gRPC API listening");
-    let signal = {
+    let signal = tokio::spawn({
         let stopping = stopping.clone();
         async move {
             shutdown.await;
@@ -84,15 +84,29 @@ pub async fn serve_coordinator(
                 .await;
             stopping.cancel();
         }
-    };
+    });
+    let served = serve_app(listener, app, stopping).await;
+    signal.abort();
+    initializer.abort();
+    served
+}
+
+/// Serves `app` on `listener` until `stopping` is cancelled, then lets open
+/// connections finish for at most `SHUTDOWN_GRACE`.
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    stopping: CancellationToken,
+) -> std::io::Result<()> {
     // gRPC answers faster without Nagle's delay on small frames.
     let listener = listener.tap_io(|stream| {
         if let Err(error) = stream.set_nodelay(true) {
             warn!(%error, "cannot set TCP_NODELAY");
         }
     });
+    let signal = stopping.clone().cancelled_owned();
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let served = tokio::select! {
+    tokio::select! {
         served = async { server.await } => served,
         () = async {
             stopping.cancelled().await;
@@ -101,7 +115,5 @@ pub async fn serve_coordinator(
             warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the shutdown grace period; closing them");
             Ok(())
         }
-    };
-    initializer.abort();
-    served
+    }
 }

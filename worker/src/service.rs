@@ -125,9 +125,17 @@ impl WorkerService {
         }
     }
 
-    /// Stops all work at once (the lease is gone, or the process shuts down).
+    /// Stops all work at once and forgets the assignment (the lease is gone, or the
+    /// process shuts down). Its report then shows nothing running, so the leader sends
+    /// the assignment again once this worker holds a lease; until then its share may
+    /// have moved to another worker.
     pub async fn stop_all(&self) {
-        let share = self.current.lock().await.share.clone();
+        let share = {
+            let mut current = self.current.lock().await;
+            current.spec = None;
+            current.request = None;
+            current.share.take()
+        };
         if let Some(share) = share {
             share.stop().await;
         }

@@ -62,6 +62,10 @@ pub enum ApiError {
     /// 500: the engine failed; the text is the engine's message.
     #[error("{0}")]
     EngineError(String),
+    /// 503 (scale-out): this coordinator is a follower and no leader can answer now
+    /// (an election is under way, or the leader is unreachable); retry shortly.
+    #[error("{0}")]
+    LeaderUnavailable(String),
 }
 
 impl ApiError {
@@ -82,6 +86,7 @@ impl ApiError {
         "MethodNotAllowed",
         "RequestTooLarge",
         "EngineError",
+        "LeaderUnavailable",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -101,6 +106,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::RequestTooLarge(_) => "RequestTooLarge",
             ApiError::EngineError(_) => "EngineError",
+            ApiError::LeaderUnavailable(_) => "LeaderUnavailable",
         }
     }
 
@@ -121,6 +127,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::EngineError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::LeaderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

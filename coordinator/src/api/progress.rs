@@ -41,6 +41,52 @@ pub struct ProgressDocument {
     pub destination: Option<Ping>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Scaled out only (c2c's addition): what each worker reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Vec<WorkerBreakdown>>,
+}
+
+/// One worker's part of the migration, as the gRPC `WorkerProgress` carries it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerBreakdown {
+    pub worker_id: String,
+    pub address: String,
+    pub status: String,
+    pub phase: String,
+    pub copy_done: bool,
+    pub steady: bool,
+    pub lag_seconds: Option<i64>,
+    pub copied_bytes: u64,
+    pub estimated_bytes: u64,
+    pub copied_documents: u64,
+    pub events_applied: u64,
+    pub partitions_assigned: u32,
+    pub partitions_done: u32,
+    pub stream_shards: Vec<String>,
+    pub failure: Option<String>,
+}
+
+impl From<c2c_api::v1::WorkerProgress> for WorkerBreakdown {
+    fn from(worker: c2c_api::v1::WorkerProgress) -> WorkerBreakdown {
+        WorkerBreakdown {
+            worker_id: worker.worker_id,
+            address: worker.address,
+            status: worker.status,
+            phase: worker.phase,
+            copy_done: worker.copy_done,
+            steady: worker.steady,
+            lag_seconds: worker.lag_seconds,
+            copied_bytes: worker.copied_bytes,
+            estimated_bytes: worker.estimated_bytes,
+            copied_documents: worker.copied_documents,
+            events_applied: worker.events_applied,
+            partitions_assigned: worker.partitions_assigned,
+            partitions_done: worker.partitions_done,
+            stream_shards: worker.stream_shards,
+            failure: worker.failure,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -76,7 +122,14 @@ pub struct Ping {
 pub async fn get_progress(
     AxumState(coordinator): AxumState<Arc<Coordinator>>,
 ) -> Json<ProgressResponse> {
-    let document = progress_document(&coordinator.snapshot(), coordinator.settings());
+    let mut document = progress_document(&coordinator.snapshot(), coordinator.settings());
+    document.workers = coordinator.workers().map(|workers| {
+        workers
+            .progress()
+            .into_iter()
+            .map(WorkerBreakdown::from)
+            .collect()
+    });
     Json(ProgressResponse {
         progress: document,
         success: true,
@@ -133,6 +186,7 @@ pub fn progress_document(snapshot: &Snapshot, settings: &CoordinatorSettings) ->
         source: Some(ping(counters.source_ping_ms.load(Ordering::Relaxed))),
         destination: Some(ping(counters.destination_ping_ms.load(Ordering::Relaxed))),
         warnings,
+        workers: None,
     }
 }
 
@@ -202,6 +256,7 @@ fn empty_document(state: State) -> ProgressDocument {
         source: None,
         destination: None,
         warnings: Vec::new(),
+        workers: None,
     }
 }
 

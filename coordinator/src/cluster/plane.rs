@@ -52,6 +52,14 @@ fn fatal(what: &str, error: impl std::fmt::Display) -> EngineError {
     EngineError::Fatal(format!("{what}: {error}"))
 }
 
+/// Whether a worker runs exactly the stream shards it was assigned (a stopped share
+/// runs none).
+fn same_shards(running: &[u32], assigned: &[u32]) -> bool {
+    let running: BTreeSet<u32> = running.iter().copied().collect();
+    let assigned: BTreeSet<u32> = assigned.iter().copied().collect();
+    running == assigned
+}
+
 impl ClusterPlane {
     pub fn new(
         settings: PlaneSettings,
@@ -177,8 +185,12 @@ impl ClusterPlane {
             })
             .filter(|(id, request)| {
                 let acknowledged = self.sent.lock().get(id) == Some(request);
+                // A worker that lost its lease stopped its share: it needs the
+                // assignment again once it holds a lease.
                 let running = reports.get(id).is_some_and(|seen| {
-                    seen.report.fence == request.fence
+                    seen.report.lease_held
+                        && same_shards(&seen.report.owned_shards, &request.owned_shards)
+                        && seen.report.fence == request.fence
                         && seen.report.partitions_assigned as usize == request.partitions.len()
                 });
                 !(acknowledged && running)

@@ -40,30 +40,38 @@ pub async fn grpc_routes(migration: MigrationService) -> (Router, HealthReporter
 }
 
 /// `grpc_routes` plus the services already mounted on `extra` (with `add_service`),
-/// whose names `extra_services` lists for reflection — how the scale-out modes add
-/// the internal `Worker` service.
-pub async fn grpc_routes_with(
-    migration: MigrationService,
+/// whose names `extra_services` lists for reflection. Any `Migration` implementation
+/// may answer (the scale-out coordinator's answers per role).
+pub async fn grpc_routes_with<M: c2c_api::v1::migration_server::Migration>(
+    migration: M,
     extra: Router,
     extra_services: &[&str],
 ) -> (Router, HealthReporter) {
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let mut advertised = vec![MIGRATION_SERVICE];
+    advertised.extend_from_slice(extra_services);
+    let services = add_service(Router::new(), MigrationServer::new(migration)).merge(extra);
+    let (router, health) = with_health_and_reflection(services, &advertised).await;
     health
         .set_service_status(MIGRATION_SERVICE, ServingStatus::Serving)
         .await;
-    health.set_service_status("", ServingStatus::Serving).await;
+    (router, health)
+}
 
-    let mut advertised = vec![
-        MIGRATION_SERVICE,
+/// Adds `grpc.health.v1` (the server `""` SERVING; each service's status is the
+/// caller's to set) and reflection listing `advertised` plus those two to `services`.
+pub async fn with_health_and_reflection(
+    services: Router,
+    advertised: &[&str],
+) -> (Router, HealthReporter) {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", ServingStatus::Serving).await;
+    let mut advertised = advertised.to_vec();
+    advertised.extend_from_slice(&[
         HEALTH_SERVICE,
         REFLECTION_V1_SERVICE,
         REFLECTION_V1ALPHA_SERVICE,
-    ];
-    advertised.extend_from_slice(extra_services);
-
-    let router = Router::new();
-    let router = add_service(router, MigrationServer::new(migration));
-    let router = add_service(router, health_service);
+    ]);
+    let router = add_service(services, health_service);
     let router = add_service(
         router,
         reflection(&advertised)
@@ -76,7 +84,7 @@ pub async fn grpc_routes_with(
             .build_v1alpha()
             .expect("c2c's own descriptor sets decode"),
     );
-    (router.merge(extra), health)
+    (router, health)
 }
 
 /// Reflection over c2c's and the health service's descriptors, listing only the

@@ -12,13 +12,15 @@ use crate::api::error::ApiError;
 pub const ERROR_METADATA_KEY: &str = "c2c-error";
 
 /// The gRPC code for a REST status: 400 → INVALID_ARGUMENT, 409 → FAILED_PRECONDITION,
-/// 422 → UNIMPLEMENTED (a feature c2c does not have yet), 5xx → INTERNAL.
+/// 422 → UNIMPLEMENTED (a feature c2c does not have yet), 503 → UNAVAILABLE (no
+/// leader to forward to, retry), other 5xx → INTERNAL.
 pub fn code_for(error: &ApiError) -> Code {
     match error.status().as_u16() {
         409 => Code::FailedPrecondition,
         422 => Code::Unimplemented,
         404 => Code::NotFound,
         413 => Code::ResourceExhausted,
+        503 => Code::Unavailable,
         status if status >= 500 => Code::Internal,
         // 400 and any other client error: the request itself is wrong.
         _ => Code::InvalidArgument,

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod processes;
 pub mod scaled;
 
 use std::net::SocketAddr;
@@ -63,7 +64,7 @@ pub fn auth_config() -> TestbedConfig {
 }
 
 impl Cluster {
-    async fn start(env: &str, config: TestbedConfig) -> Cluster {
+    pub async fn start(env: &str, config: TestbedConfig) -> Cluster {
         match std::env::var(env) {
             Ok(uri) => {
                 let client = Client::with_uri_str(&uri)
@@ -143,7 +144,7 @@ pub struct Harness {
     _external: Option<MutexGuard<'static, ()>>,
 }
 
-fn fast() -> TestbedConfig {
+pub fn fast() -> TestbedConfig {
     TestbedConfig {
         idle_noop_interval: Duration::from_millis(200),
         ..TestbedConfig::default()

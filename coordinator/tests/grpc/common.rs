@@ -28,6 +28,7 @@ pub fn settings() -> CoordinatorSettings {
         cluster1_hosts: vec!["db1.example.net:27018".into()],
         load_level: None,
         init_retry: Duration::from_millis(5),
+        continue_persisted: false,
     }
 }
 

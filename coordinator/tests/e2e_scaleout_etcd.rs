@@ -1,0 +1,267 @@
+//! The scaled-out migration as it is deployed: real etcd, two `c2c coordinator` and
+//! three `c2c worker` processes, two clusters, driven through the REST API (on the
+//! follower as well as the leader). Processes are killed with `kill -9`, a worker is
+//! stopped past its lease, etcd restarts; every run ends with equal data and COMMITTED.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bson::doc;
+use c2c_api::v1::worker_client::WorkerClient;
+use c2c_api::v1::WatchWorkerRequest;
+use c2c_engine::compare::compare_clusters;
+use c2c_engine::filter::NamespaceFilter;
+use common::processes::Deployment;
+use common::{assert_equal, insert_many};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+const CONVERGE: Duration = Duration::from_secs(180);
+const FAILOVER: Duration = Duration::from_secs(20);
+const DATABASES: [&str; 4] = ["shop", "crm", "logs", "geo"];
+
+async fn load(deployment: &Deployment, per_collection: i32) {
+    for db in DATABASES {
+        for coll in ["a", "b"] {
+            let docs = (0..per_collection)
+                .map(|i| doc! {"_id": i, "db": db, "pad": "x".repeat(300)})
+                .collect();
+            insert_many(&deployment.source.client, db, coll, docs).await;
+        }
+    }
+}
+
+async fn write_some(deployment: &Deployment, round: i32) {
+    for db in DATABASES {
+        let coll = deployment
+            .source
+            .client
+            .database(db)
+            .collection::<bson::Document>("a");
+        coll.insert_one(doc! {"_id": format!("new-{round}"), "round": round})
+            .await
+            .expect("insert");
+        coll.update_one(doc! {"_id": round}, doc! {"$set": {"updated": round}})
+            .await
+            .expect("update");
+        coll.delete_one(doc! {"_id": round + 1000})
+            .await
+            .expect("delete");
+    }
+}
+
+async fn assert_clusters_equal(deployment: &Deployment) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let report = compare_clusters(
+            &deployment.source.client,
+            &deployment.destination.client,
+            &NamespaceFilter::default(),
+        )
+        .await
+        .expect("compare");
+        if report.is_equal() || Instant::now() > deadline {
+            assert_equal(&report);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn copied(progress: &Value) -> u64 {
+    progress["collectionCopy"]["estimatedCopiedBytes"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_api_and_kill_9_of_the_leader_and_a_worker_during_copy() {
+    // ~96 KiB partitions: each collection's copy is spread over the workers.
+    let mut d = Deployment::start(2, 3, 96 * 1024).await;
+    load(&d, 5_000).await;
+    // Remote-cluster latency makes the copy last long enough to kill processes in it.
+    d.source.admin(doc! {"testbedSetLatency": 1, "ms": 2}).await;
+    let leader = d.serving_leader(None, FAILOVER).await;
+    let follower = d.follower().await;
+
+    let (status, body) = d
+        .post(
+            &follower,
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "/start through the follower: {body}");
+    let progress = d
+        .wait_for(
+            &follower,
+            |p| p["state"] == "RUNNING" && copied(p) > 0,
+            CONVERGE,
+        )
+        .await;
+    // mongosync's convention: the answering process's id, and the leader's.
+    assert_eq!(progress["mongosyncID"], json!(follower), "{progress}");
+    assert_eq!(progress["coordinatorID"], json!(leader), "{progress}");
+    let total = progress["collectionCopy"]["estimatedTotalBytes"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(copied(&progress) < total, "still copying: {progress}");
+    let workers = progress["workers"].as_array().expect("workers breakdown");
+    assert_eq!(workers.len(), 3, "{progress}");
+
+    // kill -9 of the leader and of a worker in the middle of the copy.
+    let killed = Instant::now();
+    d.coordinator(&leader).kill().await;
+    d.worker("w2").kill().await;
+    write_some(&d, 1).await;
+    let new_leader = d.wait_for_new_leader(&leader, FAILOVER).await;
+    let failover = killed.elapsed();
+    eprintln!("leader failover (kill -9 to the new leader answering): {failover:?}");
+    assert_eq!(new_leader, follower);
+    let progress = d
+        .wait_for(&new_leader, |p| p["state"] == "RUNNING", FAILOVER)
+        .await;
+    assert_eq!(progress["coordinatorID"], json!(new_leader), "{progress}");
+
+    // Both come back: the old leader as a follower, the worker under its old id.
+    d.coordinator(&leader).restart().await;
+    d.worker("w2").restart().await;
+    write_some(&d, 2).await;
+    d.source.admin(doc! {"testbedSetLatency": 1, "ms": 0}).await;
+    d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    write_some(&d, 3).await;
+    assert_clusters_equal(&d).await;
+    let progress = d
+        .wait_for(
+            &leader,
+            |p| {
+                p["canCommit"] == json!(true)
+                    && p["workers"]
+                        .as_array()
+                        .is_some_and(|w| w.len() == 3 && w.iter().all(|w| w["status"] == "live"))
+            },
+            CONVERGE,
+        )
+        .await;
+    assert_eq!(progress["mongosyncID"], json!(leader), "{progress}");
+
+    let (status, body) = d.post(&leader, "/api/v1/commit", json!({})).await;
+    assert_eq!(status, 200, "/commit through the follower: {body}");
+    let committed = d
+        .wait_for(&leader, |p| p["state"] == "COMMITTED", CONVERGE)
+        .await;
+    assert_eq!(committed["canWrite"], json!(true), "{committed}");
+    assert_clusters_equal(&d).await;
+    d.passed();
+}
+
+/// Reports of a worker after SIGCONT: while it does not hold its lease, its write
+/// counters never grow.
+async fn assert_no_writes_without_lease(address: std::net::SocketAddr) {
+    let mut client = WorkerClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect to the worker");
+    let mut reports = client
+        .watch_progress(WatchWorkerRequest { interval_ms: 100 })
+        .await
+        .expect("watch")
+        .into_inner();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut without_lease = 0;
+    let mut last: Option<(u64, u64)> = None;
+    while let Some(Ok(report)) = reports.next().await {
+        if report.lease_held {
+            assert!(
+                without_lease > 0 || last.is_none(),
+                "the worker held no lease after waking"
+            );
+            break;
+        }
+        without_lease += 1;
+        let counters = (report.copied_documents, report.events_applied);
+        if let Some(previous) = last {
+            assert!(
+                counters.0 <= previous.0 && counters.1 <= previous.1,
+                "a worker without its lease wrote: {previous:?} -> {counters:?}"
+            );
+        }
+        last = Some(counters);
+        assert!(
+            Instant::now() < deadline,
+            "the worker never registered again"
+        );
+    }
+    assert!(without_lease > 0, "the worker's lease outlived SIGSTOP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
+    let mut d = Deployment::start(2, 3, 256 * 1024).await;
+    load(&d, 2_000).await;
+    let leader = d.serving_leader(None, FAILOVER).await;
+    let (status, body) = d
+        .post(
+            &leader,
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+
+    // CEA: kill -9 of the leader and of a worker.
+    write_some(&d, 1).await;
+    d.coordinator(&leader).kill().await;
+    d.worker("w1").kill().await;
+    write_some(&d, 2).await;
+    let leader = {
+        let old = leader;
+        let new = d.wait_for_new_leader(&old, FAILOVER).await;
+        d.coordinator(&old).restart().await;
+        new
+    };
+    d.worker("w1").restart().await;
+    write_some(&d, 3).await;
+    d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+
+    // A worker stopped past its 3 s lease must not write when it wakes up.
+    d.worker("w3").signal("STOP");
+    write_some(&d, 4).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let w3 = d.worker("w3").address();
+    d.worker("w3").signal("CONT");
+    assert_no_writes_without_lease(w3).await;
+    write_some(&d, 5).await;
+
+    // etcd is down longer than every lease: the leader steps down (restarting itself
+    // as a follower), the workers stop writing and register again; all carry on.
+    d.etcd.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    d.etcd.restart().await;
+    write_some(&d, 6).await;
+    let leader = d.serving_leader(None, FAILOVER).await;
+    d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    assert_clusters_equal(&d).await;
+    d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+
+    // kill -9 of the leader while it commits: the next leader finishes the commit.
+    let leader = d.serving_leader(None, FAILOVER).await;
+    let (status, body) = d.post(&leader, "/api/v1/commit", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    d.coordinator(&leader).kill().await;
+    let new_leader = d.wait_for_new_leader(&leader, FAILOVER).await;
+    eprintln!("killed leader {leader} during the commit; {new_leader} finishes it");
+    d.coordinator(&leader).restart().await;
+    let committed = d
+        .wait_for(&new_leader, |p| p["state"] == "COMMITTED", CONVERGE)
+        .await;
+    assert_eq!(committed["canWrite"], json!(true), "{committed}");
+    assert_clusters_equal(&d).await;
+    d.passed();
+}
