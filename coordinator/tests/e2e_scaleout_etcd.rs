@@ -12,7 +12,8 @@ use c2c_api::v1::worker_client::WorkerClient;
 use c2c_api::v1::WatchWorkerRequest;
 use c2c_engine::compare::compare_clusters;
 use c2c_engine::filter::NamespaceFilter;
-use common::processes::Deployment;
+use c2c_membership::{MigrationId, StateKey, StateReader};
+use common::processes::{Deployment, MIGRATION};
 use common::{assert_equal, insert_many};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -154,6 +155,37 @@ async fn follower_api_and_kill_9_of_the_leader_and_a_worker_during_copy() {
         .await;
     assert_eq!(committed["canWrite"], json!(true), "{committed}");
     assert_clusters_equal(&d).await;
+
+    // The leader mirrors the migration into etcd: state, request, the engine's phase, T0.
+    let reader = StateReader::new(
+        c2c_membership::connect(&d.etcd.endpoints())
+            .await
+            .expect("etcd"),
+        &MigrationId::new(MIGRATION).expect("id"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let record: Value = reader
+            .get(&StateKey::State)
+            .await
+            .expect("read the record")
+            .unwrap_or(Value::Null);
+        if record["state"] == "COMMITTED" || Instant::now() > deadline {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(record["state"], "COMMITTED", "{record}");
+    assert_eq!(record["request"]["source"], "cluster0", "{record}");
+    assert_eq!(record["engine"]["phase"], "committed", "{record}");
+    assert!(record["engine"]["t0"].is_object(), "{record}");
+    assert!(record["engine"]["cutover"]["tc"].is_object(), "{record}");
+    let plan: Value = reader
+        .get(&StateKey::Plan)
+        .await
+        .expect("read the plan")
+        .expect("the plan is persisted");
+    assert!(plan["epoch"].as_u64().unwrap_or(0) > 1, "{plan}");
     d.passed();
 }
 

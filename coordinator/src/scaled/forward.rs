@@ -82,7 +82,8 @@ impl Forwarder {
             .await
             .map_err(|error| unavailable(leader, error))?;
         if let Some(progress) = value.get_mut("progress").and_then(Value::as_object_mut) {
-            if progress.contains_key("mongosyncID") {
+            // Null before /start (as mongosync): only an id is replaced.
+            if progress.get("mongosyncID").is_some_and(Value::is_string) {
                 progress.insert("mongosyncID".into(), Value::String(self.me.clone()));
             }
         }

@@ -52,6 +52,8 @@ impl WorkerDirectory for ClusterWorkers {
                 let status = match seen {
                     Some(seen) if fresh(seen) && seen.report.lease_held => "live",
                     Some(seen) if fresh(seen) => "lease lost",
+                    // No migration yet: the leader does not talk to workers before /start.
+                    _ if plane.is_none() => "registered",
                     _ => "unreachable",
                 };
                 let mut progress = WorkerProgress {
