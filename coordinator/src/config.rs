@@ -188,14 +188,14 @@ fn merge(args: &RunArgs, file: FileConfig) -> Result<RunConfig, ConfigError> {
             reason: "must be at least 1".into(),
         });
     }
-    // One in-process worker runs the whole migration today (its parallelism comes from
-    // --loadLevel); splitting it over several arrives with the scale-out work. Refuse
-    // rather than accept a value that would change nothing.
+    // One in-process worker runs the whole migration (its parallelism comes from
+    // --loadLevel); several workers are separate `c2c worker` processes, whose plan
+    // persists in etcd. Refuse rather than accept a value that would change nothing.
     if workers > 1 {
         return Err(ConfigError::Invalid {
             key: "workers",
             reason: format!(
-                "{workers} in-process workers are not supported yet (scale-out issue); use 1 and raise --loadLevel for more parallelism"
+                "{workers} in-process workers are not supported yet; use 1 and raise --loadLevel for more parallelism, or scale out with `c2c coordinator` and `c2c worker` processes"
             ),
         });
     }
