@@ -1,7 +1,8 @@
 //! The scaled-out migration as it is deployed: real etcd, two `c2c coordinator` and
 //! three `c2c worker` processes, two clusters, driven through the REST API (on the
 //! follower as well as the leader). Processes are killed with `kill -9`, a worker is
-//! stopped past its lease, etcd restarts; every run ends with equal data and COMMITTED.
+//! stopped past its lease, etcd restarts; every run ends with equal data and COMMITTED,
+//! and the second is then reversed through the follower.
 
 mod common;
 
@@ -237,7 +238,8 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
         .post(
             &leader,
             "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
+            json!({"source": "cluster0", "destination": "cluster1", "reversible": true,
+                   "enableUserWriteBlocking": "sourceAndDestination"}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -295,5 +297,52 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
         .await;
     assert_eq!(committed["canWrite"], json!(true), "{committed}");
     assert_clusters_equal(&d).await;
+
+    // Reverse through the follower: the workers stream cluster1's writes back to cluster1.
+    let follower = d.follower().await;
+    let (status, body) = d.post(&follower, "/api/v1/reverse", json!({})).await;
+    assert_eq!(status, 200, "/reverse through the follower: {body}");
+    let running = d
+        .wait_for(
+            &follower,
+            |p| {
+                p["state"] == "RUNNING"
+                    && p["directionMapping"]["Source"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("cluster1"))
+            },
+            CONVERGE,
+        )
+        .await;
+    assert_eq!(running["coordinatorID"], json!(new_leader), "{running}");
+    let orders = d
+        .destination
+        .client
+        .database("shop")
+        .collection::<bson::Document>("a");
+    orders
+        .insert_one(doc! {"_id": "after-reverse"})
+        .await
+        .expect("the new source takes writes");
+    let back = d
+        .source
+        .client
+        .database("shop")
+        .collection::<bson::Document>("a");
+    let deadline = Instant::now() + CONVERGE;
+    while back
+        .find_one(doc! {"_id": "after-reverse"})
+        .await
+        .expect("find")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the reversed write never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.wait_for(&follower, |p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
     d.passed();
 }
