@@ -11,47 +11,16 @@ use std::time::Duration;
 
 use bson::doc;
 use c2c_engine::filter::NamespaceFilter;
-use common::{assert_equal, insert_many, Harness};
+use common::{assert_equal, load_databases, write_round, Harness, SCALEOUT_DATABASES};
 use serde_json::json;
 
 const CONVERGE: Duration = Duration::from_secs(120);
-const DATABASES: [&str; 4] = ["shop", "crm", "logs", "geo"];
-
-async fn load(harness: &Harness, per_collection: i32) {
-    for db in DATABASES {
-        for coll in ["a", "b"] {
-            let docs = (0..per_collection)
-                .map(|i| doc! {"_id": i, "db": db, "pad": "x".repeat(200)})
-                .collect();
-            insert_many(&harness.source.client, db, coll, docs).await;
-        }
-    }
-}
-
-async fn write_some(harness: &Harness, round: i32) {
-    for db in DATABASES {
-        let coll = harness
-            .source
-            .client
-            .database(db)
-            .collection::<bson::Document>("a");
-        coll.insert_one(doc! {"_id": format!("new-{round}"), "round": round})
-            .await
-            .expect("insert");
-        coll.update_one(doc! {"_id": round}, doc! {"$set": {"updated": round}})
-            .await
-            .expect("update");
-        coll.delete_one(doc! {"_id": round + 1000})
-            .await
-            .expect("delete");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_copy_apply_lose_one_and_commit() {
     // ~64 KiB partitions: every collection is split, so one collection's copy spans workers.
     let (harness, mut scale) = Harness::start_scaled(3, 64 * 1024).await;
-    load(&harness, 3_000).await;
+    load_databases(&harness.source.client, 3_000, 200).await;
     let (status, body) = harness
         .post(
             "/api/v1/start",
@@ -59,7 +28,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    write_some(&harness, 1).await;
+    write_round(&harness.source.client, 1).await;
 
     // The plan spreads the work: several workers copy, shards have different owners.
     let plan = tokio::time::timeout(Duration::from_secs(30), async {
@@ -83,7 +52,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
 
     // Lose a worker during the copy: its partitions and its stream shard move.
     scale.lose_worker("w2").await;
-    write_some(&harness, 2).await;
+    write_round(&harness.source.client, 2).await;
     let moved = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             // Finished partitions also change the plan: wait for the one without w2.
@@ -106,7 +75,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     harness
         .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
         .await;
-    write_some(&harness, 3).await;
+    write_round(&harness.source.client, 3).await;
     harness
         .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
         .await;
@@ -135,7 +104,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_without_its_lease_writes_nothing() {
     let (harness, scale) = Harness::start_scaled(1, 16 * 1024).await;
-    load(&harness, 500).await;
+    load_databases(&harness.source.client, 500, 200).await;
     // The only worker's lease is gone before it gets work: it refuses the assignment
     // and nothing reaches the destination.
     scale.workers[0]
@@ -150,7 +119,7 @@ async fn a_worker_without_its_lease_writes_nothing() {
         .await;
     assert_eq!(status, 200, "{body}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for db in DATABASES {
+    for db in SCALEOUT_DATABASES {
         let count = harness
             .destination
             .client

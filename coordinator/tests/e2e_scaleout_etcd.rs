@@ -15,43 +15,12 @@ use c2c_engine::compare::compare_clusters;
 use c2c_engine::filter::NamespaceFilter;
 use c2c_membership::{MigrationId, StateKey, StateReader};
 use common::processes::{Deployment, MIGRATION};
-use common::{assert_equal, insert_many};
+use common::{assert_equal, load_databases, write_round};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 const CONVERGE: Duration = Duration::from_secs(180);
 const FAILOVER: Duration = Duration::from_secs(20);
-const DATABASES: [&str; 4] = ["shop", "crm", "logs", "geo"];
-
-async fn load(deployment: &Deployment, per_collection: i32) {
-    for db in DATABASES {
-        for coll in ["a", "b"] {
-            let docs = (0..per_collection)
-                .map(|i| doc! {"_id": i, "db": db, "pad": "x".repeat(300)})
-                .collect();
-            insert_many(&deployment.source.client, db, coll, docs).await;
-        }
-    }
-}
-
-async fn write_some(deployment: &Deployment, round: i32) {
-    for db in DATABASES {
-        let coll = deployment
-            .source
-            .client
-            .database(db)
-            .collection::<bson::Document>("a");
-        coll.insert_one(doc! {"_id": format!("new-{round}"), "round": round})
-            .await
-            .expect("insert");
-        coll.update_one(doc! {"_id": round}, doc! {"$set": {"updated": round}})
-            .await
-            .expect("update");
-        coll.delete_one(doc! {"_id": round + 1000})
-            .await
-            .expect("delete");
-    }
-}
 
 async fn assert_clusters_equal(deployment: &Deployment) {
     let deadline = Instant::now() + CONVERGE;
@@ -81,7 +50,7 @@ fn copied(progress: &Value) -> u64 {
 async fn follower_api_and_kill_9_of_the_leader_and_a_worker_during_copy() {
     // ~96 KiB partitions: each collection's copy is spread over the workers.
     let mut d = Deployment::start(2, 3, 96 * 1024).await;
-    load(&d, 5_000).await;
+    load_databases(&d.source.client, 5_000, 300).await;
     // Remote-cluster latency makes the copy last long enough to kill processes in it.
     d.source.admin(doc! {"testbedSetLatency": 1, "ms": 2}).await;
     let leader = d.serving_leader(None, FAILOVER).await;
@@ -116,7 +85,7 @@ async fn follower_api_and_kill_9_of_the_leader_and_a_worker_during_copy() {
     let killed = Instant::now();
     d.coordinator(&leader).kill().await;
     d.worker("w2").kill().await;
-    write_some(&d, 1).await;
+    write_round(&d.source.client, 1).await;
     let new_leader = d.wait_for_new_leader(&leader, FAILOVER).await;
     let failover = killed.elapsed();
     eprintln!("leader failover (kill -9 to the new leader answering): {failover:?}");
@@ -129,11 +98,11 @@ async fn follower_api_and_kill_9_of_the_leader_and_a_worker_during_copy() {
     // Both come back: the old leader as a follower, the worker under its old id.
     d.coordinator(&leader).restart().await;
     d.worker("w2").restart().await;
-    write_some(&d, 2).await;
+    write_round(&d.source.client, 2).await;
     d.source.admin(doc! {"testbedSetLatency": 1, "ms": 0}).await;
     d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
-    write_some(&d, 3).await;
+    write_round(&d.source.client, 3).await;
     assert_clusters_equal(&d).await;
     let progress = d
         .wait_for(
@@ -232,7 +201,7 @@ async fn assert_no_writes_without_lease(address: std::net::SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
     let mut d = Deployment::start(2, 3, 256 * 1024).await;
-    load(&d, 2_000).await;
+    load_databases(&d.source.client, 2_000, 300).await;
     let leader = d.serving_leader(None, FAILOVER).await;
     let (status, body) = d
         .post(
@@ -247,10 +216,10 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
         .await;
 
     // CEA: kill -9 of the leader and of a worker.
-    write_some(&d, 1).await;
+    write_round(&d.source.client, 1).await;
     d.coordinator(&leader).kill().await;
     d.worker("w1").kill().await;
-    write_some(&d, 2).await;
+    write_round(&d.source.client, 2).await;
     let leader = {
         let old = leader;
         let new = d.wait_for_new_leader(&old, FAILOVER).await;
@@ -258,25 +227,25 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
         new
     };
     d.worker("w1").restart().await;
-    write_some(&d, 3).await;
+    write_round(&d.source.client, 3).await;
     d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
 
     // A worker stopped past its 3 s lease must not write when it wakes up.
     d.worker("w3").signal("STOP");
-    write_some(&d, 4).await;
+    write_round(&d.source.client, 4).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let w3 = d.worker("w3").address();
     d.worker("w3").signal("CONT");
     assert_no_writes_without_lease(w3).await;
-    write_some(&d, 5).await;
+    write_round(&d.source.client, 5).await;
 
     // etcd is down longer than every lease: the leader steps down (restarting itself
     // as a follower), the workers stop writing and register again; all carry on.
     d.etcd.stop();
     tokio::time::sleep(Duration::from_secs(4)).await;
     d.etcd.restart().await;
-    write_some(&d, 6).await;
+    write_round(&d.source.client, 6).await;
     let leader = d.serving_leader(None, FAILOVER).await;
     d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;

@@ -377,6 +377,38 @@ impl Harness {
     }
 }
 
+/// The scale-out tests' databases: four, so per-database stream shards spread over workers.
+pub const SCALEOUT_DATABASES: [&str; 4] = ["shop", "crm", "logs", "geo"];
+
+/// `per_collection` documents `{_id: i, db, pad}` (pad of `pad_bytes`) in collections
+/// `a` and `b` of every scale-out database.
+pub async fn load_databases(client: &Client, per_collection: i32, pad_bytes: usize) {
+    for db in SCALEOUT_DATABASES {
+        for coll in ["a", "b"] {
+            let docs = (0..per_collection)
+                .map(|i| doc! {"_id": i, "db": db, "pad": "x".repeat(pad_bytes)})
+                .collect();
+            insert_many(client, db, coll, docs).await;
+        }
+    }
+}
+
+/// One insert, one update and one delete in `a` of every scale-out database.
+pub async fn write_round(client: &Client, round: i32) {
+    for db in SCALEOUT_DATABASES {
+        let coll = client.database(db).collection::<bson::Document>("a");
+        coll.insert_one(doc! {"_id": format!("new-{round}"), "round": round})
+            .await
+            .expect("insert");
+        coll.update_one(doc! {"_id": round}, doc! {"$set": {"updated": round}})
+            .await
+            .expect("update");
+        coll.delete_one(doc! {"_id": round + 1000})
+            .await
+            .expect("delete");
+    }
+}
+
 /// Inserts `count` documents `{_id: i, ...}` into `db.coll` in batches.
 pub async fn insert_many(client: &Client, db: &str, coll: &str, documents: Vec<bson::Document>) {
     let collection = client.database(db).collection::<bson::Document>(coll);
