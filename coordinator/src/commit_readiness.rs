@@ -21,6 +21,8 @@ pub enum CannotCommit {
     LagUnknown,
     #[error("canCommit is false: the lag is {0} s, more than the {MAX_COMMIT_LAG_SECONDS} s a commit allows; stop or slow the writes to the source and wait until lagTimeSeconds falls")]
     LagTooHigh(i64),
+    #[error("canCommit is false: {0}; wait until /progress shows verification in \"stream hashing\" on both sides and canCommit: true")]
+    Verifier(String),
 }
 
 /// Checks the engine's counters of a RUNNING migration (the state is checked by the
@@ -39,7 +41,10 @@ pub fn commit_readiness(counters: &Progress) -> Result<(), CannotCommit> {
     match counters.lag_seconds() {
         None => Err(CannotCommit::LagUnknown),
         Some(lag) if lag > MAX_COMMIT_LAG_SECONDS => Err(CannotCommit::LagTooHigh(lag)),
-        Some(_) => Ok(()),
+        Some(_) => counters
+            .verification
+            .ready_for_commit(MAX_COMMIT_LAG_SECONDS)
+            .map_err(CannotCommit::Verifier),
     }
 }
 

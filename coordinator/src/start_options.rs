@@ -255,9 +255,10 @@ fn build_indexes(body: &Map<String, Value>) -> Result<BuildIndexes, StartError> 
     }
 }
 
+/// `verification.enabled`: on unless turned off, as mongosync 1.9+.
 fn verification(body: &Map<String, Value>) -> Result<bool, StartError> {
     let Some(value) = optional(body, "verification") else {
-        return Ok(false);
+        return Ok(true);
     };
     let object = value
         .as_object()
@@ -267,19 +268,12 @@ fn verification(body: &Map<String, Value>) -> Result<bool, StartError> {
             "unknown field 'verification.{unknown}'; 'verification' accepts only 'enabled'"
         )));
     }
-    let enabled = match optional(object, "enabled") {
+    match optional(object, "enabled") {
         Some(value) => value
             .as_bool()
-            .ok_or_else(|| wrong_type("verification.enabled", "a boolean", value))?,
-        None => false,
-    };
-    if enabled {
-        return Err(StartError::UnsupportedOption(
-            "'verification.enabled': true is not supported by c2c yet: the embedded verifier arrives with the verifier issue; send {\"enabled\": false} or omit 'verification'"
-                .into(),
-        ));
+            .ok_or_else(|| wrong_type("verification.enabled", "a boolean", value)),
+        None => Ok(true),
     }
-    Ok(false)
 }
 
 fn write_blocking(

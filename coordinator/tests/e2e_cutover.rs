@@ -276,10 +276,12 @@ async fn commit_before_can_commit_is_refused() {
 async fn duplicate_keys_block_the_unique_conversion_and_are_reported() {
     let harness = start_auth(false).await;
     load(&harness).await;
+    // Verification off: the verifier would (rightly) fail the migration on the stray
+    // document first; this test is about the index conversion's report.
     let (status, reply) = harness
         .post(
             "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
+            json!({"source": "cluster0", "destination": "cluster1", "verification": {"enabled": false}}),
         )
         .await;
     assert_eq!(status, 200, "{reply}");
@@ -322,6 +324,57 @@ async fn duplicate_keys_block_the_unique_conversion_and_are_reported() {
         .await
         .unwrap()
         .is_some());
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stray_destination_write_fails_verification_naming_the_document() {
+    let harness = start_auth(false).await;
+    load(&harness).await;
+    let (status, reply) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    harness
+        .wait_for(
+            |p| p["canCommit"] == true && p["verification"]["source"]["phase"] == "stream hashing",
+            CONVERGE,
+        )
+        .await;
+    harness
+        .destination
+        .client
+        .database("shop")
+        .collection::<Document>("orders")
+        .insert_one(doc! {"_id": "stray", "email": "u7@x"})
+        .await
+        .unwrap();
+    let progress = harness
+        .wait_for(|p| p["verification"]["mismatchCount"] == 1, CONVERGE)
+        .await;
+    assert_eq!(
+        progress["verification"]["mismatches"],
+        json!([{"namespace": "shop.orders", "id": "stray", "kind": "extra on destination"}]),
+        "{progress}"
+    );
+    assert_eq!(progress["canCommit"], false, "{progress}");
+    let failed = harness
+        .wait_for(
+            |p| p["warnings"].to_string().contains("verification found"),
+            CONVERGE,
+        )
+        .await;
+    assert!(
+        failed["warnings"]
+            .to_string()
+            .contains("shop.orders: extra on destination for _id \\\"stray\\\""),
+        "{failed}"
+    );
+    let (status, reply) = harness.post("/api/v1/commit", json!({})).await;
+    assert!((400..500).contains(&status), "{status} {reply}");
     harness.stop().await;
 }
 

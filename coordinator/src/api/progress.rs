@@ -7,6 +7,7 @@ use axum::extract::State as AxumState;
 use axum::Json;
 use c2c_engine::options::StartRequest;
 use c2c_engine::progress::{Phase, Progress};
+use c2c_engine::verify::SideStatus;
 use serde::Serialize;
 
 use crate::commit_readiness::commit_readiness;
@@ -41,6 +42,8 @@ pub struct ProgressDocument {
     pub destination: Option<Ping>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// `null` when verification is off (c2c's choice: mongosync does not document it).
+    pub verification: Option<Verification>,
     /// Scaled out only (c2c's addition): what each worker reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<WorkerBreakdown>>,
@@ -87,6 +90,44 @@ impl From<c2c_api::v1::WorkerProgress> for WorkerBreakdown {
             failure: worker.failure,
         }
     }
+}
+
+/// mongosync's `verification` (spec §4); `mismatches` is c2c's addition.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub source: VerificationSide,
+    pub destination: VerificationSide,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<MismatchView>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub mismatch_count: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationSide {
+    pub estimated_document_count: u64,
+    pub hashed_document_count: u64,
+    pub lag_time_seconds: i64,
+    pub total_collection_count: u64,
+    pub scanned_collection_count: u64,
+    pub phase: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MismatchView {
+    pub namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<serde_json::Value>,
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -186,8 +227,42 @@ pub fn progress_document(snapshot: &Snapshot, settings: &CoordinatorSettings) ->
         source: Some(ping(counters.source_ping_ms.load(Ordering::Relaxed))),
         destination: Some(ping(counters.destination_ping_ms.load(Ordering::Relaxed))),
         warnings,
+        verification: verification(&counters),
         workers: None,
     }
+}
+
+/// The verifier's status; null when verification is off.
+fn verification(counters: &Progress) -> Option<Verification> {
+    let status = &counters.verification;
+    if !status.enabled.load(Ordering::Relaxed) {
+        return None;
+    }
+    let phase = status.phase().as_str();
+    let side = |side: &SideStatus| VerificationSide {
+        estimated_document_count: side.estimated_documents.load(Ordering::Relaxed),
+        hashed_document_count: side.hashed_documents.load(Ordering::Relaxed),
+        lag_time_seconds: side.lag_seconds.load(Ordering::Relaxed),
+        total_collection_count: status.total_collections.load(Ordering::Relaxed),
+        scanned_collection_count: status.scanned_collections.load(Ordering::Relaxed),
+        phase,
+    };
+    Some(Verification {
+        source: side(&status.source),
+        destination: side(&status.destination),
+        mismatches: status
+            .mismatches
+            .lock()
+            .iter()
+            .map(|mismatch| MismatchView {
+                namespace: mismatch.ns.to_string(),
+                id: mismatch.id.clone().map(|id| id.into_relaxed_extjson()),
+                kind: mismatch.kind.clone(),
+                detail: mismatch.detail.clone(),
+            })
+            .collect(),
+        mismatch_count: status.mismatch_count.load(Ordering::Relaxed),
+    })
 }
 
 /// `lag`: null while PAUSED; 0 once COMMITTED (spec §4: every event up to the commit
@@ -256,6 +331,7 @@ fn empty_document(state: State) -> ProgressDocument {
         source: None,
         destination: None,
         warnings: Vec::new(),
+        verification: None,
         workers: None,
     }
 }

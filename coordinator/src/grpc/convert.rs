@@ -133,5 +133,32 @@ pub fn progress_reply(document: &ProgressDocument) -> ProgressReply {
             .and_then(|ping| ping.ping_latency_ms),
         warnings: document.warnings.clone(),
         workers: Vec::new(),
+        verification: document.verification.as_ref().map(verification),
+    }
+}
+
+fn verification(document: &crate::api::progress::Verification) -> c2c_api::v1::Verification {
+    let side = |side: &crate::api::progress::VerificationSide| c2c_api::v1::VerificationSide {
+        estimated_document_count: side.estimated_document_count,
+        hashed_document_count: side.hashed_document_count,
+        lag_time_seconds: side.lag_time_seconds,
+        total_collection_count: side.total_collection_count,
+        scanned_collection_count: side.scanned_collection_count,
+        phase: side.phase.to_string(),
+    };
+    c2c_api::v1::Verification {
+        source: Some(side(&document.source)),
+        destination: Some(side(&document.destination)),
+        mismatches: document
+            .mismatches
+            .iter()
+            .map(|mismatch| c2c_api::v1::Mismatch {
+                namespace: mismatch.namespace.clone(),
+                id: mismatch.id.as_ref().map(ToString::to_string),
+                kind: mismatch.kind.clone(),
+                detail: mismatch.detail.clone(),
+            })
+            .collect(),
+        mismatch_count: document.mismatch_count,
     }
 }

@@ -29,7 +29,8 @@ async fn idle_document_is_all_null_but_state_and_can_commit() {
                 "mongosyncID": null,
                 "coordinatorID": null,
                 "source": null,
-                "destination": null
+                "destination": null,
+                "verification": null
             },
             "success": true
         })
@@ -58,7 +59,8 @@ async fn running_before_the_copy_starts() {
             "mongosyncID": "coordinator",
             "coordinatorID": "coordinator",
             "source": {},
-            "destination": {}
+            "destination": {},
+            "verification": null
         })
     );
 }
@@ -87,7 +89,8 @@ async fn running_in_steady_state_can_commit() {
             "mongosyncID": "coordinator",
             "coordinatorID": "coordinator",
             "source": {"pingLatencyMs": 12},
-            "destination": {"pingLatencyMs": -1}
+            "destination": {"pingLatencyMs": -1},
+            "verification": null
         })
     );
 }
@@ -99,6 +102,72 @@ async fn can_commit_needs_lag_of_at_most_30_seconds() {
     assert_eq!(api.progress().await["canCommit"], true);
     steady_state(api.driver.counters(), 31);
     assert_eq!(api.progress().await["canCommit"], false);
+}
+
+#[tokio::test]
+async fn verification_document_and_can_commit_waits_for_stream_hashing() {
+    use c2c_engine::verify::{Mismatch, VerifierPhase};
+    let api = running().await;
+    let counters = api.driver.counters();
+    steady_state(counters, 0);
+    let status = &counters.verification;
+    status.enabled.store(true, Ordering::Relaxed);
+    status.set_phase(VerifierPhase::InitialHashing);
+    status
+        .source
+        .estimated_documents
+        .store(500, Ordering::Relaxed);
+    status.source.hashed_documents.store(200, Ordering::Relaxed);
+    status
+        .destination
+        .estimated_documents
+        .store(500, Ordering::Relaxed);
+    status
+        .destination
+        .hashed_documents
+        .store(100, Ordering::Relaxed);
+    status.total_collections.store(3, Ordering::Relaxed);
+    status.scanned_collections.store(1, Ordering::Relaxed);
+    status.destination.lag_seconds.store(4, Ordering::Relaxed);
+    let progress = api.progress().await;
+    assert_eq!(progress["canCommit"], false);
+    assert_eq!(
+        progress["verification"],
+        json!({
+            "source": {"estimatedDocumentCount": 500, "hashedDocumentCount": 200, "lagTimeSeconds": 0,
+                       "totalCollectionCount": 3, "scannedCollectionCount": 1, "phase": "initial hashing"},
+            "destination": {"estimatedDocumentCount": 500, "hashedDocumentCount": 100, "lagTimeSeconds": 4,
+                            "totalCollectionCount": 3, "scannedCollectionCount": 1, "phase": "initial hashing"}
+        })
+    );
+    let (status_code, body) = api.post("/api/v1/commit", "{}").await;
+    assert!(status_code.is_client_error(), "{body}");
+    assert!(
+        body["errorDescription"]
+            .as_str()
+            .is_some_and(|text| text.contains("initial hashing")),
+        "{body}"
+    );
+
+    status.set_phase(VerifierPhase::StreamHashing);
+    assert_eq!(api.progress().await["canCommit"], true);
+    status.destination.lag_seconds.store(31, Ordering::Relaxed);
+    assert_eq!(api.progress().await["canCommit"], false);
+    status.destination.lag_seconds.store(0, Ordering::Relaxed);
+
+    let _ = status.record(Mismatch {
+        ns: c2c_engine::Namespace::new("sales", "orders"),
+        id: Some(bson::Bson::Int32(7)),
+        kind: "document differs".into(),
+        detail: String::new(),
+    });
+    let progress = api.progress().await;
+    assert_eq!(progress["canCommit"], false);
+    assert_eq!(
+        progress["verification"]["mismatches"],
+        json!([{"namespace": "sales.orders", "id": 7, "kind": "document differs"}])
+    );
+    assert_eq!(progress["verification"]["mismatchCount"], 1);
 }
 
 #[tokio::test]

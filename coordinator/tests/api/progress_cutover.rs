@@ -32,7 +32,8 @@ async fn committing_document() {
             "mongosyncID": "coordinator",
             "coordinatorID": "coordinator",
             "source": {"pingLatencyMs": 12},
-            "destination": {"pingLatencyMs": -1}
+            "destination": {"pingLatencyMs": -1},
+            "verification": null
         })
     );
 }
@@ -56,7 +57,8 @@ async fn committed_document_has_zero_lag_and_can_write() {
             "mongosyncID": "coordinator",
             "coordinatorID": "coordinator",
             "source": {"pingLatencyMs": 12},
-            "destination": {"pingLatencyMs": -1}
+            "destination": {"pingLatencyMs": -1},
+            "verification": null
         })
     );
 }

@@ -100,13 +100,13 @@ async fn write_blocking_values() {
 }
 
 #[tokio::test]
-async fn verification_is_off_and_cannot_be_enabled_yet() {
-    refused(
-        &with(r#""verification":{"enabled":true}"#),
-        "UnsupportedOption",
-        &["'verification.enabled'", "verifier issue"],
-    )
-    .await;
+async fn verification_is_on_unless_turned_off() {
+    let (request, options) = accepted(r#"{"source":"cluster0","destination":"cluster1"}"#).await;
+    assert!(request.verification_enabled && options.verification);
+    let (request, options) = accepted(&with(r#""verification":{"enabled":true}"#)).await;
+    assert!(request.verification_enabled && options.verification);
+    let (request, _) = accepted(&with(r#""verification":{}"#)).await;
+    assert!(request.verification_enabled);
     refused(
         &with(r#""verification":true"#),
         "InvalidRequest",
@@ -163,7 +163,7 @@ async fn defaults_produce_the_canonical_request() {
             build_indexes: BuildIndexes::AfterDataCopy,
             reversible: false,
             enable_user_write_blocking: WriteBlocking::DestinationOnly,
-            verification_enabled: false,
+            verification_enabled: true,
             detect_random_id: true,
             pre_existing_destination_data: false,
         }

@@ -78,16 +78,6 @@ async fn bad_starts_are_invalid_argument_named_and_start_nothing() {
         (Code::InvalidArgument, "InvalidNamespaceFilter")
     );
 
-    let verification = StartRequest {
-        verification_enabled: Some(true),
-        ..minimal()
-    };
-    let (code, name, _) = refusal(client.start(verification).await);
-    assert_eq!(
-        (code, name.as_str()),
-        (Code::InvalidArgument, "UnsupportedOption")
-    );
-
     assert!(!server
         .driver
         .calls()

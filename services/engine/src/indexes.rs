@@ -45,7 +45,7 @@ fn is_hashed(spec: &Document) -> bool {
         .is_ok_and(|key| key.values().any(|v| v.as_str() == Some("hashed")))
 }
 
-fn relaxed(spec: &Document) -> Document {
+pub(crate) fn relaxed(spec: &Document) -> Document {
     let mut out = Document::new();
     for (field, value) in spec {
         match field.as_str() {

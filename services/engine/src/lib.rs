@@ -33,6 +33,7 @@ pub mod progress;
 pub mod redact;
 pub mod retry;
 pub mod share;
+pub mod verify;
 
 pub use error::{EngineError, Result, Side};
 pub use namespace::Namespace;

@@ -51,6 +51,15 @@ pub struct Progress {
     /// Checked right before every copy and apply batch writes (scale-out fencing; open
     /// in a single process).
     pub write_gate: Mutex<crate::gate::WriteGate>,
+    /// Cluster time of the last applied event, packed by [`pack_time`]: every change
+    /// event at or before it is on the destination (what the verifier waits for).
+    pub applied_through: AtomicU64,
+    pub verification: crate::verify::VerificationStatus,
+}
+
+/// A cluster time as one ordered integer (seconds high, increment low).
+pub fn pack_time(time: bson::Timestamp) -> u64 {
+    (u64::from(time.time) << 32) | u64::from(time.increment)
 }
 
 impl Progress {

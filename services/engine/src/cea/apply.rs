@@ -206,6 +206,10 @@ impl Applier {
         if let Some(last) = batch.last() {
             self.checkpoint(last).await?;
             let secs = i64::from(last.cluster_time.time);
+            self.progress.applied_through.fetch_max(
+                crate::progress::pack_time(last.cluster_time),
+                Ordering::Relaxed,
+            );
             self.progress
                 .applied_latest_secs
                 .store(secs, Ordering::Relaxed);

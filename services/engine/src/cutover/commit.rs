@@ -26,6 +26,7 @@ use crate::metadata::{CutoverState, CutoverStep, PersistedPhase};
 use crate::migration::Migration;
 use crate::options::WriteBlocking;
 use crate::progress::Phase;
+use crate::verify::{check_namespace, AppliedClock, IndexRule};
 
 impl Migration {
     /// Runs the persisted commit from its saved step to `Committed`.
@@ -94,6 +95,14 @@ impl Migration {
                     return Err(self.late_write(tc, &write));
                 }
                 self.check_late_writes(tc).await?;
+                if self.options.verification {
+                    // Everything up to Tc is applied and the source takes no more
+                    // writes: the verifier settles every range before canWrite.
+                    tracing::info!("verifying the destination at the commit point");
+                    self.verifier(AppliedClock::Frozen)
+                        .finish(cancel.clone())
+                        .await?;
+                }
                 CutoverStep::PrepareUnique
             }
             CutoverStep::PrepareUnique => {
@@ -136,6 +145,9 @@ impl Migration {
             }
             CutoverStep::FinishCommit => {
                 self.check_late_writes(commit_point(cutover)?).await?;
+                if self.options.verification {
+                    self.verify_restored_indexes().await?;
+                }
                 return Ok(None);
             }
             CutoverStep::SwapDirection
@@ -146,6 +158,32 @@ impl Migration {
                 )))
             }
         }))
+    }
+
+    /// After the restore, indexes must equal the source's exactly (unique, TTL, hidden).
+    async fn verify_restored_indexes(&self) -> Result<()> {
+        let flow = self.flow();
+        let status = &self.progress.verification;
+        for record in self.metadata.load_namespaces().await? {
+            let found = check_namespace(
+                &flow.source,
+                &flow.destination,
+                &record.ns,
+                IndexRule::Restored,
+            )
+            .await?;
+            for mismatch in found {
+                tracing::error!(mismatch = %mismatch, "verification mismatch after the index restore");
+                let _ = status.record(mismatch);
+            }
+        }
+        if status.mismatch_count.load(Ordering::Relaxed) > 0 {
+            return Err(EngineError::Fatal(format!(
+                "verification found differences after the commit restored the indexes: {}",
+                status.describe_mismatches()
+            )));
+        }
+        Ok(())
     }
 
     async fn check_late_writes(&self, tc: Timestamp) -> Result<()> {

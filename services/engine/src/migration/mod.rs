@@ -50,6 +50,7 @@ use crate::options::{StartRequest, SyncOptions, WriteBlocking};
 use crate::partition;
 use crate::progress::{Phase, Progress};
 use crate::retry::retry;
+use crate::verify::{AppliedClock, Verifier, VerifierSetup, VerifierStore};
 
 mod remote;
 mod setup;
@@ -206,6 +207,10 @@ impl Migration {
                 (state.phase, state.cutover.reversed)
             });
         progress.reversed.store(reversed, Ordering::Relaxed);
+        progress
+            .verification
+            .enabled
+            .store(options.verification, Ordering::Relaxed);
         let migration = Arc::new(Migration {
             clusters,
             options,
@@ -447,7 +452,14 @@ impl Migration {
                 },
             )
             .with_metadata(self.metadata.clone());
-            applier.run(cancel.clone()).await
+            if !self.options.verification {
+                return applier.run(cancel.clone()).await;
+            }
+            // The verifier starts with change event application (mongosync 1.22).
+            let verifier = self.verifier(AppliedClock::Applier(self.progress.clone()));
+            futures::future::try_join(applier.run(cancel.clone()), verifier.run(cancel.clone()))
+                .await
+                .map(|_| ())
         };
         beside_reader(work, reader_task, &cancel).await
     }
@@ -470,6 +482,24 @@ impl Migration {
         )
         .await?;
         self.metadata.set_phase(PersistedPhase::Copying).await
+    }
+
+    /// The verifier of the current direction; `applied` says how far the destination is.
+    pub(crate) fn verifier(&self, applied: AppliedClock) -> Verifier {
+        let flow = self.flow();
+        Verifier::new(VerifierSetup {
+            source: flow.source,
+            destination: flow.destination,
+            metadata: self.metadata.clone(),
+            store: VerifierStore::new(&self.clusters.destination),
+            filter: self.options.filter.clone(),
+            build_indexes: self.options.build_indexes,
+            reversed: self.progress.reversed.load(Ordering::Relaxed),
+            applied,
+            progress: self.progress.clone(),
+            spill_dir: self.config.spill_dir.clone(),
+            concurrency: self.options.load_level.copy_concurrency().max(2),
+        })
     }
 
     pub(crate) async fn load_state(&self) -> Result<MigrationState> {

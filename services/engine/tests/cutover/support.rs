@@ -77,6 +77,8 @@ pub struct Setup {
     pub reversible: bool,
     pub include: Vec<FilterSpec>,
     pub hooks: CutoverHooks,
+    pub verification: bool,
+    pub partition_target_bytes: Option<u64>,
 }
 
 impl Setup {
@@ -86,6 +88,8 @@ impl Setup {
             reversible,
             include: Vec::new(),
             hooks: CutoverHooks::default(),
+            verification: false,
+            partition_target_bytes: None,
         }
     }
 }
@@ -109,7 +113,7 @@ pub async fn start_with(
         build_indexes: BuildIndexes::BeforeDataCopy,
         reversible: setup.reversible,
         enable_user_write_blocking: setup.blocking,
-        verification_enabled: false,
+        verification_enabled: setup.verification,
         detect_random_id: false,
         pre_existing_destination_data: false,
     };
@@ -120,13 +124,15 @@ pub async fn start_with(
         write_blocking: setup.blocking,
         detect_random_id: false,
         pre_existing_destination_data: false,
-        verification: false,
+        verification: setup.verification,
         load_level: LoadLevel::new(2).expect("load level"),
     };
     let config = EngineConfig {
         spill_dir: env.spill.clone(),
         hooks: setup.hooks.clone(),
-        ..EngineConfig::default()
+        partition_target_bytes: setup
+            .partition_target_bytes
+            .unwrap_or(EngineConfig::default().partition_target_bytes),
     };
     Migration::start(clusters, request, options, config).await
 }
