@@ -32,6 +32,9 @@ pub enum Command {
     /// Scaled out: a worker that copies and applies the share the leader assigns it,
     /// registered on etcd under a lease.
     Worker(WorkerArgs),
+    /// Compare two clusters once, document by document, with namespaces, options and
+    /// indexes; exits 0 when equal, 1 with a report of the differences, 2 on error.
+    Verify(crate::verify_cmd::VerifyArgs),
 }
 
 /// Where the processes of one scaled-out migration meet.
@@ -111,8 +114,9 @@ pub struct DemoArgs {
     pub port: Option<u16>,
 }
 
-/// Every flag is optional here: a value may come from `--config`, and defaults are
-/// applied after both are merged (see `config::RunConfig::resolve`).
+/// Every flag is optional here: a value may come from `--config` or a `C2C_<KEY>`
+/// environment variable, and defaults are applied after all are merged (see
+/// `config::RunConfig::resolve`): defaults < file < environment < flags.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// Connection string of the first cluster. Prefer the config file: flags are visible in `ps`.
@@ -130,7 +134,8 @@ pub struct RunArgs {
     /// In-process workers sharing the migration [default: 1].
     #[arg(long)]
     pub workers: Option<usize>,
-    /// YAML file with the same keys as these flags; flags win over it.
+    /// YAML file with the same keys as these flags (see deploy/c2c.sample.yaml);
+    /// C2C_<KEY> environment variables win over it, and flags over both.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory for c2c.log [default: stdout].

@@ -1,27 +1,37 @@
-//! The resolved `c2c run` configuration: defaults < YAML file (`--config`) < flags.
+//! The resolved `c2c run` configuration, layered (later wins):
+//! defaults < YAML file (`--config`) < environment variables (`C2C_<KEY>`) < flags.
 //! YAML keys are mongosync's (`cluster0`, `cluster1`, `port`, `logPath`, `verbosity`,
-//! `loadLevel`, `id`) plus c2c's `workers` and `bind`; unknown keys are refused.
+//! `loadLevel`, `id`) plus c2c's `workers` and `bind`; unknown keys are refused. The
+//! variables are `C2C_` + the key in upper snake case (`C2C_LOG_PATH`); `config_layers`
+//! reads the layers, this module validates them, naming the key and the layer of a bad
+//! value. `deploy/c2c.sample.yaml` documents every key: keep it in step with `KEYS`.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use c2c_engine::options::LoadLevel;
-use serde::Deserialize;
-
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, WorkerArgs};
+use crate::config_layers::{self as layers, process_env, Key, Layers, Source, KEYS};
 use crate::redact::redact_uri;
+use c2c_engine::options::LoadLevel;
 
 pub const DEFAULT_PORT: u16 = 27182;
 pub const DEFAULT_ID: &str = "coordinator";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{key} is required: pass --{key} URI or set `{key}` in the --config file")]
-    Missing { key: &'static str },
-    #[error("invalid {key}: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    #[error("{key} is required: pass --{key} URI, set {env}, or set `{key}` in the --config file")]
+    Missing {
+        key: &'static str,
+        env: &'static str,
+    },
+    #[error("invalid {key} from {layer}: {reason}")]
+    Invalid {
+        key: &'static str,
+        layer: Source,
+        reason: String,
+    },
     #[error("cannot read config file {path}: {reason}")]
     File { path: PathBuf, reason: String },
 }
@@ -40,6 +50,19 @@ pub enum Verbosity {
 }
 
 impl Verbosity {
+    /// mongosync's name of the level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verbosity::Trace => "TRACE",
+            Verbosity::Debug => "DEBUG",
+            Verbosity::Info => "INFO",
+            Verbosity::Warn => "WARN",
+            Verbosity::Error => "ERROR",
+            Verbosity::Fatal => "FATAL",
+            Verbosity::Panic => "PANIC",
+        }
+    }
+
     pub fn tracing_level(self) -> tracing::Level {
         match self {
             Verbosity::Trace => tracing::Level::TRACE,
@@ -48,6 +71,12 @@ impl Verbosity {
             Verbosity::Warn => tracing::Level::WARN,
             Verbosity::Error | Verbosity::Fatal | Verbosity::Panic => tracing::Level::ERROR,
         }
+    }
+}
+
+impl fmt::Display for Verbosity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -101,156 +130,256 @@ impl fmt::Debug for RunConfig {
     }
 }
 
-/// The YAML file, every key optional so flags can supply the rest.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct FileConfig {
-    cluster0: Option<String>,
-    cluster1: Option<String>,
-    port: Option<u16>,
-    bind: Option<String>,
-    workers: Option<usize>,
-    log_path: Option<PathBuf>,
-    verbosity: Option<String>,
-    load_level: Option<u8>,
-    id: Option<String>,
+/// A resolved configuration and the layer each of its values came from.
+#[derive(Debug, Clone)]
+pub struct ResolvedConfig {
+    pub config: RunConfig,
+    pub sources: ConfigSources,
+}
+
+/// The layer of each key's value, in `KEYS` order.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources(Vec<(Key, Source)>);
+
+impl ConfigSources {
+    /// Where `key`'s value came from (the default when it was not resolved).
+    pub fn of(&self, key: &Key) -> &Source {
+        self.0
+            .iter()
+            .find(|(known, _)| known == key)
+            .map_or(&Source::Default, |(_, source)| source)
+    }
+
+    fn note(&mut self, key: Key, source: Option<Source>) {
+        self.0.push((key, source.unwrap_or(Source::Default)));
+    }
+}
+
+impl fmt::Display for ConfigSources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, (key, source)) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {source}", key.yaml)?;
+        }
+        Ok(())
+    }
 }
 
 impl RunConfig {
-    /// Reads `--config` (if any) and merges it under the flags.
+    /// Reads `--config` (if any) and the `C2C_*` variables, and merges them under the flags.
     pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        merge(args, file)
+        Ok(ResolvedConfig::resolve(args)?.config)
     }
 
-    /// Parses YAML text as `--config` would, then merges it under `args`.
+    /// Parses YAML text as `--config` would, then merges it under `args`. The
+    /// environment is not read, so tests are independent of it.
     pub fn from_yaml(args: &RunArgs, yaml: &str) -> Result<RunConfig, ConfigError> {
-        merge(
-            args,
-            parse_yaml(yaml).map_err(|reason| ConfigError::File {
-                path: PathBuf::from("<yaml>"),
-                reason,
-            })?,
-        )
+        let layers = Layers::default()
+            .with_yaml(Path::new("<yaml>"), yaml)?
+            .with_run_flags(args);
+        Ok(ResolvedConfig::from_layers(&layers)?.config)
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::File {
-        path: path.to_path_buf(),
-        reason: error.to_string(),
-    })?;
-    parse_yaml(&text).map_err(|reason| ConfigError::File {
-        path: path.to_path_buf(),
+impl ResolvedConfig {
+    /// Every layer of a real start: the `--config` file, the process environment, flags.
+    pub fn resolve(args: &RunArgs) -> Result<ResolvedConfig, ConfigError> {
+        let mut layers = Layers::default();
+        if let Some(path) = &args.config {
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::File {
+                path: path.to_path_buf(),
+                reason: error.to_string(),
+            })?;
+            layers = layers.with_yaml(path, &text)?;
+        }
+        let layers = layers.with_env(&KEYS, process_env).with_run_flags(args);
+        ResolvedConfig::from_layers(&layers)
+    }
+
+    /// Validates the winning value of every key, and fills in the defaults.
+    pub fn from_layers(layers: &Layers) -> Result<ResolvedConfig, ConfigError> {
+        let mut sources = ConfigSources::default();
+        let cluster0 = required_uri(layers, layers::CLUSTER0, &mut sources)?;
+        let cluster1 = required_uri(layers, layers::CLUSTER1, &mut sources)?;
+        let port = setting(layers, layers::PORT, &mut sources, |text| {
+            text.parse::<u16>()
+                .map_err(|_| format!("{text:?} is not a port number (0 to 65535)"))
+        })?
+        .unwrap_or(DEFAULT_PORT);
+        let bind = setting(layers, layers::BIND, &mut sources, |text| {
+            text.parse::<IpAddr>()
+                .map_err(|_| format!("{text:?} is not an IP address"))
+        })?
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let workers = setting(layers, layers::WORKERS, &mut sources, parse_workers)?.unwrap_or(1);
+        let log_path = log_path(layers, &mut sources)?;
+        let verbosity = verbosity(layers, &mut sources)?;
+        let load_level = setting(layers, layers::LOAD_LEVEL, &mut sources, |text| {
+            text.parse::<u8>()
+                .ok()
+                .and_then(LoadLevel::new)
+                .ok_or_else(|| format!("must be 1 to 4, got {text}"))
+        })?;
+        let id = setting(layers, layers::ID, &mut sources, |text| {
+            if text.trim().is_empty() {
+                Err("must not be empty".to_string())
+            } else {
+                Ok(text.to_string())
+            }
+        })?
+        .unwrap_or_else(|| DEFAULT_ID.to_string());
+        let config = RunConfig {
+            cluster0,
+            cluster1,
+            port,
+            bind,
+            workers,
+            log_path,
+            verbosity,
+            load_level,
+            id,
+        };
+        Ok(ResolvedConfig { config, sources })
+    }
+
+    /// Logs the effective configuration once, at start: URIs redacted, and the layer
+    /// each value came from.
+    pub fn log(&self) {
+        let config = &self.config;
+        let log_path = config
+            .log_path
+            .as_ref()
+            .map_or_else(|| "stdout".to_string(), |path| path.display().to_string());
+        let load_level = config.load_level.map_or_else(
+            || "per /start (3, or 2 with preExistingDestinationData)".to_string(),
+            |level| level.get().to_string(),
+        );
+        tracing::info!(
+            cluster0 = %redact_uri(&config.cluster0),
+            cluster1 = %redact_uri(&config.cluster1),
+            port = config.port,
+            bind = %config.bind,
+            workers = config.workers,
+            logPath = %log_path,
+            verbosity = %config.verbosity,
+            loadLevel = %load_level,
+            id = %config.id,
+            sources = %self.sources,
+            pid = std::process::id(),
+            "c2c options"
+        );
+    }
+}
+
+/// A `c2c worker`'s log settings: defaults < `C2C_LOG_PATH`/`C2C_VERBOSITY` < flags.
+/// (A worker's other settings are flags only: its port and id differ from the
+/// coordinators' that may share the environment.)
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub log_path: Option<PathBuf>,
+    pub verbosity: Verbosity,
+}
+
+impl LogConfig {
+    pub fn for_worker(args: &WorkerArgs) -> Result<LogConfig, ConfigError> {
+        let layers = Layers::default()
+            .with_env(&[layers::LOG_PATH, layers::VERBOSITY], process_env)
+            .with_flag(layers::LOG_PATH, args.log_path.clone())
+            .with_flag(layers::VERBOSITY, args.verbosity.clone());
+        LogConfig::from_layers(&layers)
+    }
+
+    pub fn from_layers(layers: &Layers) -> Result<LogConfig, ConfigError> {
+        let mut sources = ConfigSources::default();
+        Ok(LogConfig {
+            log_path: log_path(layers, &mut sources)?,
+            verbosity: verbosity(layers, &mut sources)?,
+        })
+    }
+}
+
+/// `key`'s winning value parsed by `parse`, or `None` when no layer sets it; a bad
+/// value is refused naming the key and its layer.
+fn setting<T>(
+    layers: &Layers,
+    key: Key,
+    sources: &mut ConfigSources,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(raw) = layers.get(&key) else {
+        sources.note(key, None);
+        return Ok(None);
+    };
+    let value = parse(raw.text(&key)?).map_err(|reason| ConfigError::Invalid {
+        key: key.yaml,
+        layer: raw.source.clone(),
         reason,
+    })?;
+    sources.note(key, Some(raw.source.clone()));
+    Ok(Some(value))
+}
+
+fn required_uri(
+    layers: &Layers,
+    key: Key,
+    sources: &mut ConfigSources,
+) -> Result<String, ConfigError> {
+    setting(layers, key, sources, check_uri)?.ok_or(ConfigError::Missing {
+        key: key.yaml,
+        env: key.env,
     })
 }
 
-fn parse_yaml(text: &str) -> Result<FileConfig, String> {
-    // An empty (or comment-only) file is a valid "no settings".
-    let has_content = text
-        .lines()
-        .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'));
-    if !has_content {
-        return Ok(FileConfig::default());
+fn log_path(layers: &Layers, sources: &mut ConfigSources) -> Result<Option<PathBuf>, ConfigError> {
+    let key = layers::LOG_PATH;
+    let Some(raw) = layers.get(&key) else {
+        sources.note(key, None);
+        return Ok(None);
+    };
+    // A path need not be UTF-8; an empty one names no directory.
+    if raw.value.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: key.yaml,
+            layer: raw.source.clone(),
+            reason: "must name a directory".into(),
+        });
     }
-    serde_yaml::from_str(text).map_err(|error| error.to_string())
+    sources.note(key, Some(raw.source.clone()));
+    Ok(Some(PathBuf::from(raw.value.clone())))
 }
 
-fn merge(args: &RunArgs, file: FileConfig) -> Result<RunConfig, ConfigError> {
-    let cluster0 = args
-        .cluster0
-        .clone()
-        .or(file.cluster0)
-        .ok_or(ConfigError::Missing { key: "cluster0" })?;
-    let cluster1 = args
-        .cluster1
-        .clone()
-        .or(file.cluster1)
-        .ok_or(ConfigError::Missing { key: "cluster1" })?;
-    check_uri("cluster0", &cluster0)?;
-    check_uri("cluster1", &cluster1)?;
+fn verbosity(layers: &Layers, sources: &mut ConfigSources) -> Result<Verbosity, ConfigError> {
+    Ok(setting(layers, layers::VERBOSITY, sources, str::parse)?.unwrap_or(Verbosity::Debug))
+}
 
-    let bind = match args.bind.clone().or(file.bind) {
-        Some(text) => text.parse::<IpAddr>().map_err(|_| ConfigError::Invalid {
-            key: "bind",
-            reason: format!("{text:?} is not an IP address"),
-        })?,
-        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
-    let workers = args.workers.or(file.workers).unwrap_or(1);
+fn parse_workers(text: &str) -> Result<usize, String> {
+    let workers = text
+        .parse::<usize>()
+        .map_err(|_| format!("{text:?} is not a number"))?;
     if workers == 0 {
-        return Err(ConfigError::Invalid {
-            key: "workers",
-            reason: "must be at least 1".into(),
-        });
+        return Err("must be at least 1".into());
     }
     // One in-process worker runs the whole migration (its parallelism comes from
     // --loadLevel); several workers are separate `c2c worker` processes, whose plan
     // persists in etcd. Refuse rather than accept a value that would change nothing.
     if workers > 1 {
-        return Err(ConfigError::Invalid {
-            key: "workers",
-            reason: format!(
-                "{workers} in-process workers are not supported yet; use 1 and raise --loadLevel for more parallelism, or scale out with `c2c coordinator` and `c2c worker` processes"
-            ),
-        });
+        return Err(format!(
+            "{workers} in-process workers are not supported yet; use 1 and raise --loadLevel for more parallelism, or scale out with `c2c coordinator` and `c2c worker` processes"
+        ));
     }
-    let verbosity = match args.verbosity.clone().or(file.verbosity) {
-        Some(text) => text.parse().map_err(|reason| ConfigError::Invalid {
-            key: "verbosity",
-            reason,
-        })?,
-        None => Verbosity::Debug,
-    };
-    let load_level = args
-        .load_level
-        .or(file.load_level)
-        .map(|level| {
-            LoadLevel::new(level).ok_or_else(|| ConfigError::Invalid {
-                key: "loadLevel",
-                reason: format!("must be 1 to 4, got {level}"),
-            })
-        })
-        .transpose()?;
-    let id = args
-        .id
-        .clone()
-        .or(file.id)
-        .unwrap_or_else(|| DEFAULT_ID.to_string());
-    if id.trim().is_empty() {
-        return Err(ConfigError::Invalid {
-            key: "id",
-            reason: "must not be empty".into(),
-        });
-    }
-    Ok(RunConfig {
-        cluster0,
-        cluster1,
-        port: args.port.or(file.port).unwrap_or(DEFAULT_PORT),
-        bind,
-        workers,
-        log_path: args.log_path.clone().or(file.log_path),
-        verbosity,
-        load_level,
-        id,
-    })
+    Ok(workers)
 }
 
-fn check_uri(key: &'static str, uri: &str) -> Result<(), ConfigError> {
+fn check_uri(uri: &str) -> Result<String, String> {
     if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
-        Ok(())
+        Ok(uri.to_string())
     } else {
-        Err(ConfigError::Invalid {
-            key,
-            reason: format!(
-                "{} is not a connection string (it must start with mongodb:// or mongodb+srv://)",
-                redact_uri(uri)
-            ),
-        })
+        Err(format!(
+            "{} is not a connection string (it must start with mongodb:// or mongodb+srv://)",
+            redact_uri(uri)
+        ))
     }
 }
 

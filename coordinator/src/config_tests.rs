@@ -160,3 +160,253 @@ fn verbosity_accepts_every_mongosync_level() {
         assert!(level.parse::<Verbosity>().is_ok(), "{level}");
     }
 }
+
+/// The layers of a start with `yaml` as the --config file, `env` as the environment
+/// and `flags`, without touching the process environment.
+fn layered(
+    flags: &RunArgs,
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> Result<ResolvedConfig, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let layers = Layers::default()
+        .with_yaml(Path::new("/etc/c2c.yaml"), yaml)?
+        .with_env(&KEYS, |name| {
+            env.iter()
+                .find(|(known, _)| known == name)
+                .map(|(_, value)| value.into())
+        })
+        .with_run_flags(flags);
+    ResolvedConfig::from_layers(&layers)
+}
+
+fn layered_error(flags: &RunArgs, yaml: &str, env: &[(&str, &str)]) -> String {
+    layered(flags, yaml, env)
+        .expect_err("must be refused")
+        .to_string()
+}
+
+#[test]
+fn layers_apply_in_order_defaults_file_environment_flags() {
+    let yaml = "cluster0: mongodb://file0\ncluster1: mongodb://file1\nport: 9000\nverbosity: WARN\nloadLevel: 4\nid: from-file\n";
+    let env = [
+        ("C2C_PORT", "9001"),
+        ("C2C_VERBOSITY", "ERROR"),
+        ("C2C_CLUSTER1", "mongodb://env1"),
+        ("C2C_LOG_PATH", "/var/log/c2c"),
+    ];
+    let flags = RunArgs {
+        port: Some(9002),
+        ..RunArgs::default()
+    };
+    let resolved = layered(&flags, yaml, &env).unwrap();
+    let config = &resolved.config;
+    // flag > environment > file > default
+    assert_eq!(config.port, 9002);
+    assert_eq!(config.verbosity, Verbosity::Error);
+    assert_eq!(config.cluster1, "mongodb://env1");
+    assert_eq!(config.log_path, Some(PathBuf::from("/var/log/c2c")));
+    assert_eq!(config.cluster0, "mongodb://file0");
+    assert_eq!(config.load_level.map(LoadLevel::get), Some(4));
+    assert_eq!(config.id, "from-file");
+    assert_eq!(config.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(config.workers, 1);
+
+    let sources = &resolved.sources;
+    assert_eq!(sources.of(&layers::PORT), &Source::Flag("port"));
+    assert_eq!(
+        sources.of(&layers::VERBOSITY),
+        &Source::Env("C2C_VERBOSITY")
+    );
+    assert_eq!(
+        sources.of(&layers::CLUSTER0),
+        &Source::File(PathBuf::from("/etc/c2c.yaml"))
+    );
+    assert_eq!(sources.of(&layers::BIND), &Source::Default);
+    let shown = sources.to_string();
+    assert!(shown.contains("port: flag --port"), "{shown}");
+    assert!(
+        shown.contains("verbosity: environment variable C2C_VERBOSITY"),
+        "{shown}"
+    );
+    assert!(shown.contains("bind: the default"), "{shown}");
+}
+
+#[test]
+fn every_key_has_its_environment_variable() {
+    let env = [
+        ("C2C_CLUSTER0", "mongodb://e0"),
+        ("C2C_CLUSTER1", "mongodb://e1"),
+        ("C2C_PORT", "1234"),
+        ("C2C_BIND", "0.0.0.0"),
+        ("C2C_WORKERS", "1"),
+        ("C2C_LOG_PATH", "/logs"),
+        ("C2C_VERBOSITY", "info"),
+        ("C2C_LOAD_LEVEL", "2"),
+        ("C2C_ID", "shard07"),
+    ];
+    let resolved = layered(&RunArgs::default(), "", &env).unwrap();
+    let config = &resolved.config;
+    assert_eq!(config.cluster0, "mongodb://e0");
+    assert_eq!(config.cluster1, "mongodb://e1");
+    assert_eq!(config.port, 1234);
+    assert_eq!(config.bind.to_string(), "0.0.0.0");
+    assert_eq!(config.workers, 1);
+    assert_eq!(config.log_path, Some(PathBuf::from("/logs")));
+    assert_eq!(config.verbosity, Verbosity::Info);
+    assert_eq!(config.load_level.map(LoadLevel::get), Some(2));
+    assert_eq!(config.id, "shard07");
+    for key in KEYS {
+        assert_eq!(resolved.sources.of(&key), &Source::Env(key.env), "{key:?}");
+    }
+}
+
+#[test]
+fn other_c2c_variables_and_empty_ones_are_not_configuration() {
+    let env = [
+        ("C2C_TEST_SOURCE_URI", "not a uri"),
+        ("C2C_PARTITION_TARGET_BYTES", "x"),
+        ("C2C_E2E_LOGS", "1"),
+        ("C2C_PORT", ""),
+    ];
+    let resolved = layered(&args(), "", &env).unwrap();
+    assert_eq!(resolved.config.port, DEFAULT_PORT);
+    assert_eq!(resolved.sources.of(&layers::PORT), &Source::Default);
+}
+
+#[test]
+fn errors_name_the_key_and_the_layer() {
+    let message = layered_error(&args(), "", &[("C2C_PORT", "abc")]);
+    assert!(
+        message.starts_with("invalid port from environment variable C2C_PORT: "),
+        "{message}"
+    );
+    let message = layered_error(&args(), "port: 70000\n", &[]);
+    assert!(
+        message.starts_with("invalid port from config file /etc/c2c.yaml: "),
+        "{message}"
+    );
+    let flags = RunArgs {
+        load_level: Some(9),
+        ..args()
+    };
+    let message = layered_error(&flags, "", &[]);
+    assert!(
+        message.starts_with("invalid loadLevel from flag --loadLevel: "),
+        "{message}"
+    );
+    let message = layered_error(&args(), "", &[("C2C_VERBOSITY", "LOUD")]);
+    assert!(
+        message.starts_with("invalid verbosity from environment variable C2C_VERBOSITY: "),
+        "{message}"
+    );
+    let message = layered_error(&args(), "", &[("C2C_WORKERS", "3")]);
+    assert!(
+        message.contains("workers from environment variable C2C_WORKERS")
+            && message.contains("not supported yet"),
+        "{message}"
+    );
+    let message = layered_error(&args(), "bind: [a, b]\n", &[]);
+    assert!(
+        message.starts_with("invalid bind from config file /etc/c2c.yaml: must be a single value"),
+        "{message}"
+    );
+    let message = layered_error(&args(), "logPath: \"\"\n", &[]);
+    assert!(message.contains("logPath"), "{message}");
+    // A flag that fixes a bad variable wins: the variable is never validated.
+    let flags = RunArgs {
+        port: Some(1),
+        ..args()
+    };
+    assert_eq!(
+        layered(&flags, "", &[("C2C_PORT", "abc")])
+            .unwrap()
+            .config
+            .port,
+        1
+    );
+}
+
+#[test]
+fn a_bad_uri_from_the_environment_is_named_without_its_password() {
+    let env = [("C2C_CLUSTER0", "http://u:topsecret@h")];
+    let message = layered_error(&RunArgs::default(), "cluster1: mongodb://b\n", &env);
+    assert!(
+        message.starts_with("invalid cluster0 from environment variable C2C_CLUSTER0: "),
+        "{message}"
+    );
+    assert!(!message.contains("topsecret"), "{message}");
+}
+
+#[test]
+fn a_missing_cluster_names_every_way_to_set_it() {
+    let message = layered_error(&RunArgs::default(), "cluster0: mongodb://a\n", &[]);
+    assert!(message.contains("cluster1 is required"), "{message}");
+    assert!(message.contains("--cluster1"), "{message}");
+    assert!(message.contains("C2C_CLUSTER1"), "{message}");
+}
+
+#[test]
+fn the_unknown_file_key_is_refused_whatever_the_environment() {
+    let message = layered_error(&args(), "logpath: /x\n", &[("C2C_LOG_PATH", "/y")]);
+    assert!(message.contains("/etc/c2c.yaml"), "{message}");
+    assert!(message.contains("logpath"), "{message}");
+}
+
+#[test]
+fn the_sample_config_file_is_valid_and_documents_every_key() {
+    let sample = include_str!("../../deploy/c2c.sample.yaml");
+    for key in KEYS {
+        assert!(
+            sample.contains(&format!("{}:", key.yaml)),
+            "deploy/c2c.sample.yaml does not document {}",
+            key.yaml
+        );
+        assert!(
+            sample.contains(key.env),
+            "deploy/c2c.sample.yaml does not name {}",
+            key.env
+        );
+    }
+    // Uncommented, the sample's example values must resolve.
+    let uncommented: String = sample
+        .lines()
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| {
+            KEYS.iter()
+                .any(|key| line.starts_with(&format!("{}:", key.yaml)))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let resolved = layered(&RunArgs::default(), &uncommented, &[]).unwrap();
+    assert!(resolved.config.cluster0.starts_with("mongodb://"));
+    for key in KEYS {
+        assert!(
+            matches!(resolved.sources.of(&key), Source::File(_)),
+            "{} has no example value in the sample",
+            key.yaml
+        );
+    }
+}
+
+#[test]
+fn worker_log_settings_layer_environment_under_flags() {
+    let env = |name: &str| match name {
+        "C2C_LOG_PATH" => Some("/env/logs".into()),
+        "C2C_VERBOSITY" => Some("WARN".into()),
+        "C2C_PORT" => Some("not read by workers".into()),
+        _ => None,
+    };
+    let layers = Layers::default()
+        .with_env(&[layers::LOG_PATH, layers::VERBOSITY], env)
+        .with_flag(layers::VERBOSITY, Some("TRACE"));
+    let logs = LogConfig::from_layers(&layers).unwrap();
+    assert_eq!(logs.log_path, Some(PathBuf::from("/env/logs")));
+    assert_eq!(logs.verbosity, Verbosity::Trace);
+    let defaults = LogConfig::from_layers(&Layers::default()).unwrap();
+    assert_eq!(defaults.log_path, None);
+    assert_eq!(defaults.verbosity, Verbosity::Debug);
+}

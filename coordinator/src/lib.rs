@@ -6,9 +6,10 @@
 //! - `state`: mongosync's states and allowed transitions; `coordinator` applies them;
 //! - `commit_readiness`: when `canCommit` is true, and why not;
 //! - `driver`: the boundary to the engine (`EngineDriver`); `testing`: a fake for tests;
-//! - `cli`, `config`, `logging`, `redact`, `server`: the `c2c run` process;
+//! - `cli`, `config` (+ `config_layers`), `logging` (+ `log_format`), `redact`, `server`:
+//!   the `c2c run` process;
 //! - `grpc`: the gRPC API (`c2c.v1.Migration`, health, reflection) on the REST port;
-//! - `ctl`: `c2c ctl`, the gRPC command-line client;
+//! - `ctl`: `c2c ctl`, the gRPC command-line client; `verify_cmd`: `c2c verify`;
 //! - `cluster`: the scaled-out leader's plan, workers and data plane; `scaled`: the
 //!   `c2c coordinator` / `c2c worker` processes' roles, forwarding and etcd pieces.
 
@@ -19,11 +20,13 @@ pub mod cli;
 pub mod cluster;
 pub mod commit_readiness;
 pub mod config;
+pub mod config_layers;
 pub mod coordinator;
 pub mod ctl;
 pub mod driver;
 pub mod engine_driver;
 pub mod grpc;
+pub mod log_format;
 pub mod logging;
 /// Moved to the engine, shared with workers; kept here for existing paths.
 pub use c2c_engine::redact;
@@ -33,6 +36,7 @@ pub mod server;
 pub mod start_options;
 pub mod state;
 pub mod testing;
+pub mod verify_cmd;
 
 pub use api::router;
 pub use config::RunConfig;

@@ -7,7 +7,8 @@ use c2c_coordinator::cli::{Cli, Command, RunArgs};
 
 mod demo;
 mod process;
-use c2c_coordinator::{bind, engine_driver, logging, serve, RunConfig};
+use c2c_coordinator::config::ResolvedConfig;
+use c2c_coordinator::{bind, engine_driver, logging, serve};
 use clap::Parser;
 use tracing::{error, info};
 
@@ -15,6 +16,16 @@ use tracing::{error, info};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Verify(args) => {
+            return match c2c_coordinator::verify_cmd::run(args).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(failure) => {
+                    eprintln!("c2c verify: {failure}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Run(args) => run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Ctl(args) => c2c_coordinator::ctl::run(args)
@@ -35,9 +46,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = RunConfig::resolve(&args)?;
-    logging::init(config.log_path.as_deref(), config.verbosity)?;
-    info!(options = ?config, pid = std::process::id(), "c2c options");
+    let resolved = ResolvedConfig::resolve(&args)?;
+    // Kept until the process ends: it owns the SIGUSR1 log-rotation task.
+    let _logging = logging::init(
+        resolved.config.log_path.as_deref(),
+        resolved.config.verbosity,
+        &resolved.config.id,
+    )?;
+    resolved.log();
+    let config = resolved.config;
     let listener = bind(&config).await.with_context(|| {
         format!(
             "cannot listen on {}:{} (--bind/--port)",

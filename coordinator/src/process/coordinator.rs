@@ -29,7 +29,8 @@ pub async fn run(
         bail!("--workers sets `c2c run`'s in-process workers; a scaled-out migration's workers are `c2c worker` processes");
     }
     let mut config = RunConfig::resolve(&args.run)?;
-    logging::init(config.log_path.as_deref(), config.verbosity)?;
+    // Kept until the process ends: it owns the SIGUSR1 log-rotation task.
+    let logs = logging::init(config.log_path.as_deref(), config.verbosity, &config.id)?;
     let listener = bind(&config).await.with_context(|| {
         format!(
             "cannot listen on {}:{} (--bind/--port)",
@@ -39,6 +40,7 @@ pub async fn run(
     let bound = listener.local_addr()?;
     if args.run.id.is_none() && config.id == DEFAULT_ID {
         config.id = format!("{}-{}", super::hostname(), bound.port());
+        logs.set_process_id(&config.id);
     }
     let advertised = super::advertise(args.etcd.advertise.clone(), bound)?;
     let engine = engine_driver::engine_config(&config.id)?;

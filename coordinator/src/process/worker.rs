@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use c2c_coordinator::cli::WorkerArgs;
-use c2c_coordinator::config::Verbosity;
+use c2c_coordinator::config::LogConfig;
 use c2c_coordinator::logging;
 use c2c_coordinator::scaled::health;
 use c2c_coordinator::scaled::leader::PublishedClusters;
@@ -35,13 +35,9 @@ pub async fn run(
     args: WorkerArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let verbosity = match &args.verbosity {
-        Some(text) => text
-            .parse::<Verbosity>()
-            .map_err(|reason| anyhow::anyhow!("--verbosity: {reason}"))?,
-        None => Verbosity::Debug,
-    };
-    logging::init(args.log_path.as_deref(), verbosity)?;
+    let logs = LogConfig::for_worker(&args)?;
+    // Kept until the process ends: it owns the SIGUSR1 log-rotation task.
+    let _logging = logging::init(logs.log_path.as_deref(), logs.verbosity, &args.id)?;
     let load_level = match args.load_level {
         Some(level) => Some(
             LoadLevel::new(level)
