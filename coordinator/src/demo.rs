@@ -1,6 +1,7 @@
 //! `c2c demo`: the main job on an embedded default. Two test clusters, sample data with
 //! every `_id` type, a sync driven through the REST API exactly as with curl, writes to
-//! the source while it runs, live progress, and a document-by-document verification.
+//! the source while it runs, live progress (embedded verifier included), `/commit` once
+//! `canCommit`, and an independent document-by-document comparison at the end.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -105,7 +106,41 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     writer.await.context("writer task")??;
 
-    println!("verifying: waiting for the last events, then comparing every document");
+    // Writes have stopped: commit, as the cutover procedure says (canCommit is true,
+    // so the embedded verifier is in stream hashing on both sides).
+    println!("POST /api/v1/commit {{}}");
+    let (status, reply) = rest.post("/api/v1/commit", &json!({})).await?;
+    println!("  -> {status} {reply}");
+    if status != 200 {
+        bail!("/commit was refused: {reply}");
+    }
+    let committed = loop {
+        let (_, progress) = rest.get("/api/v1/progress").await?;
+        print_progress(&progress, writes.load(Ordering::Relaxed), started.elapsed());
+        let p = &progress["progress"];
+        if p["state"] == "COMMITTED" {
+            break p.clone();
+        }
+        if let Some(warnings) = p["warnings"].as_array() {
+            if !warnings.is_empty() && p["state"] != "COMMITTING" {
+                bail!("the commit failed: {warnings:?}");
+            }
+        }
+        if started.elapsed() > Duration::from_secs(360) {
+            bail!("the commit did not finish within a minute: {p}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let verifier = &committed["verification"]["destination"];
+    println!(
+        "committed: canWrite {}; embedded verifier: {} documents hashed on the source, {} on the destination, {} differences",
+        committed["canWrite"],
+        committed["verification"]["source"]["hashedDocumentCount"],
+        verifier["hashedDocumentCount"],
+        committed["verification"]["mismatchCount"].as_u64().unwrap_or(0),
+    );
+
+    println!("checking independently: comparing every document of both clusters");
     let report =
         verify_until_equal(&source_client, &destination_client, Duration::from_secs(60)).await?;
     println!(
@@ -115,7 +150,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for difference in &report.differences {
         println!("  {difference}");
     }
-    println!("(commit, write blocking and reverse arrive with the cutover issue)");
     let _ = stop_api.send(());
     let _ = api.await;
     source.shutdown().await;
@@ -242,14 +276,17 @@ fn print_progress(progress: &Value, writes: u64, elapsed: Duration) {
     let copied = p["collectionCopy"]["estimatedCopiedBytes"]
         .as_f64()
         .unwrap_or(0.0);
+    let verifier = &p["verification"]["destination"];
     println!(
-        "[{:>5.1}s] {:<8} {:<26} copied {:>5.1}%  events applied {:>7}  lag {:>4}  canCommit {:<5}  source writes {writes}",
+        "[{:>5.1}s] {:<10} {:<30} copied {:>5.1}%  events applied {:>7}  lag {:>4}  verifier {:<15} hashed {:>6}  canCommit {:<5}  source writes {writes}",
         elapsed.as_secs_f64(),
         p["state"].as_str().unwrap_or("?"),
         p["info"].as_str().unwrap_or("-"),
         100.0 * copied / total,
         p["totalEventsApplied"].as_u64().unwrap_or(0),
         p["lagTimeSeconds"].as_i64().map(|l| format!("{l}s")).unwrap_or_else(|| "-".into()),
+        verifier["phase"].as_str().unwrap_or("off"),
+        verifier["hashedDocumentCount"].as_u64().unwrap_or(0),
         p["canCommit"].as_bool().unwrap_or(false),
     );
 }
