@@ -79,13 +79,36 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     harness
         .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
         .await;
-    harness
+    let ready = harness
         .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
         .await;
+    // Every shard's owner verified its databases; the leader shows them merged.
+    let verification = &ready["verification"];
+    for side in ["source", "destination"] {
+        assert_eq!(verification[side]["phase"], "stream hashing", "{ready}");
+        assert!(
+            verification[side]["hashedDocumentCount"].as_u64() > Some(0),
+            "{ready}"
+        );
+    }
+    assert!(verification.get("mismatchCount").is_none(), "{ready}");
     let (status, body) = harness.post("/api/v1/commit", json!({})).await;
     assert_eq!(status, 200, "{body}");
     let committed = harness.wait_for_state("COMMITTED", CONVERGE).await;
     assert_eq!(committed["canWrite"], json!(true));
+    let internal: Vec<String> = harness
+        .destination
+        .client
+        .database("__c2c_internal")
+        .list_collection_names()
+        .await
+        .expect("metadata collections");
+    assert!(
+        internal
+            .iter()
+            .any(|name| name.starts_with("verifier_ranges_shard")),
+        "per-shard verifier state: {internal:?}"
+    );
     let report = c2c_engine::compare::compare_clusters(
         &harness.source.client,
         &harness.destination.client,

@@ -4,10 +4,15 @@
 use std::collections::{BTreeSet, HashMap};
 
 use bson::Timestamp;
-use c2c_api::v1::{AssignRequest, ClusterTime, WorkerReport};
+use c2c_api::v1::{
+    AssignRequest, ClusterTime, Mismatch as ProtoMismatch, Verification, VerificationSide,
+    WorkerReport,
+};
 use c2c_engine::options::StartRequest;
 use c2c_engine::progress::Phase;
 use c2c_engine::share::{ShareReport, ShareSpec};
+use c2c_engine::verify::{Mismatch, VerificationSummary, VerifierPhase};
+use c2c_engine::Namespace;
 
 use crate::fence::Fence;
 
@@ -109,5 +114,88 @@ pub fn report(
         source_ping_ms: 0,
         destination_ping_ms: 0,
         lease_held,
+        verification: share.verification.as_ref().map(verification_to_proto),
     }
+}
+
+/// A verifier summary as the `Verification` message (mismatch `_id`s as relaxed
+/// extended JSON).
+pub fn verification_to_proto(summary: &VerificationSummary) -> Verification {
+    let side = |estimated, hashed, lag| VerificationSide {
+        estimated_document_count: estimated,
+        hashed_document_count: hashed,
+        lag_time_seconds: lag,
+        total_collection_count: summary.total_collections,
+        scanned_collection_count: summary.scanned_collections,
+        phase: summary.phase.as_str().to_string(),
+    };
+    Verification {
+        source: Some(side(
+            summary.source_estimated,
+            summary.source_hashed,
+            summary.source_lag_seconds,
+        )),
+        destination: Some(side(
+            summary.destination_estimated,
+            summary.destination_hashed,
+            summary.destination_lag_seconds,
+        )),
+        mismatches: summary
+            .mismatches
+            .iter()
+            .map(|mismatch| ProtoMismatch {
+                namespace: mismatch.ns.to_string(),
+                id: mismatch
+                    .id
+                    .clone()
+                    .map(|id| id.into_relaxed_extjson().to_string()),
+                kind: mismatch.kind.clone(),
+                detail: mismatch.detail.clone(),
+            })
+            .collect(),
+        mismatch_count: summary.mismatch_count,
+    }
+}
+
+/// The leader's side of [`verification_to_proto`]; an unreadable part is an error.
+pub fn verification_from_proto(message: &Verification) -> Result<VerificationSummary, String> {
+    let source = message.source.clone().unwrap_or_default();
+    let destination = message.destination.clone().unwrap_or_default();
+    let phase = VerifierPhase::parse(&source.phase)
+        .ok_or_else(|| format!("unknown verifier phase {:?}", source.phase))?;
+    let mut mismatches = Vec::with_capacity(message.mismatches.len());
+    for mismatch in &message.mismatches {
+        let ns = Namespace::parse(&mismatch.namespace)
+            .ok_or_else(|| format!("mismatch namespace {:?}", mismatch.namespace))?;
+        let id = match &mismatch.id {
+            Some(text) => {
+                let json: serde_json::Value = serde_json::from_str(text)
+                    .map_err(|error| format!("mismatch _id {text:?}: {error}"))?;
+                Some(
+                    bson::Bson::try_from(json)
+                        .map_err(|error| format!("mismatch _id {text:?}: {error}"))?,
+                )
+            }
+            None => None,
+        };
+        mismatches.push(Mismatch {
+            ns,
+            id,
+            kind: mismatch.kind.clone(),
+            detail: mismatch.detail.clone(),
+        });
+    }
+    Ok(VerificationSummary {
+        phase,
+        source_estimated: source.estimated_document_count,
+        source_hashed: source.hashed_document_count,
+        source_lag_seconds: source.lag_time_seconds,
+        destination_estimated: destination.estimated_document_count,
+        destination_hashed: destination.hashed_document_count,
+        destination_lag_seconds: destination.lag_time_seconds,
+        total_collections: source.total_collection_count,
+        scanned_collections: source.scanned_collection_count,
+        mismatches,
+        mismatch_count: message.mismatch_count,
+    })
 }

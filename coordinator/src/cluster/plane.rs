@@ -16,8 +16,10 @@ use bson::Timestamp;
 use c2c_api::v1::{AssignRequest, CommitCommand, Fence, StreamShard, WorkerCommand};
 use c2c_engine::metadata::Metadata;
 use c2c_engine::migration::{RemotePlane, SyncContext};
-use c2c_engine::progress::Phase;
+use c2c_engine::progress::{Phase, Progress};
+use c2c_engine::verify::VerificationSummary;
 use c2c_engine::{EngineError, Result};
+use c2c_worker::convert::verification_from_proto;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -234,8 +236,19 @@ impl ClusterPlane {
         let mut crud: Option<i64> = None;
         let mut ddl: Option<i64> = None;
         let mut steady_owners = BTreeSet::new();
+        let mut verifying: BTreeMap<String, VerificationSummary> = BTreeMap::new();
         for (worker, seen) in &reports {
             let report = &seen.report;
+            if let Some(message) = &report.verification {
+                match verification_from_proto(message) {
+                    Ok(summary) => {
+                        verifying.insert(worker.clone(), summary);
+                    }
+                    Err(problem) => {
+                        tracing::warn!(worker = %worker, problem = %problem, "unreadable verification report")
+                    }
+                }
+            }
             events += report.events_applied;
             lag = lag.max(report.lag_seconds);
             crud = crud.max(report.crud_lag_seconds);
@@ -267,6 +280,7 @@ impl ClusterPlane {
                 .applied_ddl_secs
                 .store(now - ddl, Ordering::Relaxed);
         }
+        self.aggregate_verification(plan, &verifying, progress);
         if progress.copy_done.load(Ordering::Relaxed) {
             let all_steady = plan
                 .shard_owners
@@ -279,6 +293,31 @@ impl ClusterPlane {
             });
         }
         Ok(())
+    }
+
+    /// Every shard owner's verifier, merged: stream hashing only when every owner is
+    /// (an owner that reports none has not started).
+    fn aggregate_verification(
+        &self,
+        plan: &Plan,
+        verifying: &BTreeMap<String, VerificationSummary>,
+        progress: &Progress,
+    ) {
+        if !progress.verification.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let owners: BTreeSet<&String> = plan.shard_owners.values().collect();
+        let mut merged: Option<VerificationSummary> = None;
+        for owner in owners {
+            let summary = verifying.get(owner).cloned().unwrap_or_default();
+            match merged.as_mut() {
+                Some(merged) => merged.merge(&summary),
+                None => merged = Some(summary),
+            }
+        }
+        if let Some(merged) = merged {
+            merged.publish(&progress.verification);
+        }
     }
 
     async fn run(&self, context: SyncContext, cancel: CancellationToken) -> Result<()> {

@@ -278,6 +278,10 @@ impl Share {
         let progress = Arc::new(Progress::default());
         *progress.write_gate.lock() = self.gate.clone();
         progress.reversed.store(spec.reversed, Ordering::Relaxed);
+        progress
+            .verification
+            .enabled
+            .store(self.options.verification, Ordering::Relaxed);
         progress.set_phase(Phase::CollectionCopy);
         let cancel = CancellationToken::new();
         let context = stream::StreamContext {
@@ -288,6 +292,8 @@ impl Share {
             selector: spec.selector(shard),
             stream_start: spec.stream_start,
             progress: progress.clone(),
+            store_client: self.clusters.destination.clone(),
+            reversed: spec.reversed,
         };
         let failure = self.failure.clone();
         let token = cancel.clone();
@@ -328,6 +334,8 @@ impl Share {
                 selector: spec.selector(*shard),
                 stream_start: spec.stream_start,
                 progress,
+                store_client: self.clusters.destination.clone(),
+                reversed: spec.reversed,
             };
             stream::drain_to(context, tc, cancel.clone())
         });

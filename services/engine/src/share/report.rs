@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::progress::{Phase, Progress};
+use crate::verify::{VerificationSummary, VerifierPhase};
 
 use super::ShareSpec;
 
@@ -30,6 +31,9 @@ pub struct ShareReport {
     pub owned_shards: Vec<u32>,
     pub running: bool,
     pub failure: Option<String>,
+    /// The owned shards' verifiers, merged; `None` with verification off. A shard that
+    /// is not running counts as not started.
+    pub verification: Option<VerificationSummary>,
 }
 
 pub(super) fn build(
@@ -59,8 +63,16 @@ pub(super) fn build(
     report.copy_done = report.partitions_done == report.partitions_assigned;
     report.owned_shards = spec.owned_shards.iter().copied().collect();
     let mut running_shards = 0;
+    let mut verification: Option<VerificationSummary> = None;
     for (_, progress) in streams {
         running_shards += 1;
+        if progress.verification.enabled.load(Ordering::Relaxed) {
+            let shard = VerificationSummary::of(&progress.verification);
+            match verification.as_mut() {
+                Some(merged) => merged.merge(&shard),
+                None => verification = Some(shard),
+            }
+        }
         let phase = progress.phase();
         report.steady &= phase == Some(Phase::SteadyState);
         report.phase = least_advanced(report.phase, phase);
@@ -74,6 +86,12 @@ pub(super) fn build(
     }
     // An owned shard that is not running (yet, or any more) is not steady.
     report.steady &= running_shards == spec.owned_shards.len();
+    if let Some(merged) = verification.as_mut() {
+        if running_shards != spec.owned_shards.len() {
+            merged.phase = VerifierPhase::NotStarted;
+        }
+    }
+    report.verification = verification;
     if !report.copy_done {
         report.phase = Some(Phase::CollectionCopy);
     } else if report.phase.is_none() {

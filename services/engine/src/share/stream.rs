@@ -19,6 +19,7 @@ use crate::metadata::{Metadata, PersistedPhase};
 use crate::migration::{beside_reader, Clusters, EngineConfig};
 use crate::options::SyncOptions;
 use crate::progress::{Phase, Progress};
+use crate::verify::{AppliedClock, Verifier, VerifierSetup, VerifierStore};
 
 /// How often the high-water mark moves while the shard's databases are idle.
 const MARK_EVERY: Duration = Duration::from_secs(1);
@@ -34,6 +35,9 @@ pub(super) struct StreamContext {
     pub selector: ShardSelector,
     pub stream_start: Timestamp,
     pub progress: Arc<Progress>,
+    /// The request's destination, where the shard's verifier state lives.
+    pub store_client: mongodb::Client,
+    pub reversed: bool,
 }
 
 impl StreamContext {
@@ -59,6 +63,23 @@ impl StreamContext {
             },
         )
         .with_metadata(self.checkpoints())
+    }
+
+    /// The shard's verifier: its databases, its own state, this shard's applied clock.
+    fn verifier(&self, applied: AppliedClock) -> Verifier {
+        Verifier::new(VerifierSetup {
+            source: self.flow.source.clone(),
+            destination: self.flow.destination.clone(),
+            metadata: self.metadata.clone(),
+            store: VerifierStore::for_stream_shard(&self.store_client, self.selector.id),
+            filter: self.filter(),
+            build_indexes: self.options.build_indexes,
+            reversed: self.reversed,
+            applied,
+            progress: self.progress.clone(),
+            spill_dir: self.config.spill_dir.clone(),
+            concurrency: self.options.load_level.copy_concurrency().max(2),
+        })
     }
 
     async fn start_reader(
@@ -96,7 +117,15 @@ pub(super) async fn run(context: StreamContext, cancel: CancellationToken) -> Re
         wait_for_applying(&context.metadata, &cancel).await?;
         context.progress.copy_done.store(true, Ordering::Relaxed);
         context.progress.set_phase(Phase::CopyDrain);
-        context.applier(spill.clone()).run(cancel.clone()).await
+        let applier = context.applier(spill.clone());
+        if !context.options.verification {
+            return applier.run(cancel.clone()).await;
+        }
+        // Each shard's owner verifies the shard's databases (mongosync 1.22: from CEA on).
+        let verifier = context.verifier(AppliedClock::Applier(context.progress.clone()));
+        futures::future::try_join(applier.run(cancel.clone()), verifier.run(cancel.clone()))
+            .await
+            .map(|_| ())
     };
     beside_reader(work, reader_task, &cancel).await
 }
@@ -120,24 +149,40 @@ async fn wait_for_applying(metadata: &Metadata, cancel: &CancellationToken) -> R
 }
 
 /// Applies the shard's events up to `tc`; returns a late write (after `tc`), described.
+/// With verification on, the shard's verifier then settles every range with the source
+/// frozen (a difference fails the commit).
 pub(super) async fn drain_to(
     context: StreamContext,
     tc: Timestamp,
     cancel: CancellationToken,
 ) -> Result<Option<String>> {
-    if let Some(checkpoint) = context.checkpoints().load_cea_checkpoint().await? {
-        if checkpoint.cluster_time >= tc {
-            return Ok(None);
+    let drained = match context.checkpoints().load_cea_checkpoint().await? {
+        Some(checkpoint) => checkpoint.cluster_time >= tc,
+        None => false,
+    };
+    if !drained {
+        let run = cancel.child_token();
+        let (spill, reader_task) = context.start_reader(Duration::ZERO, &run).await?;
+        let applied = context.applier(spill).run_until(run.clone(), tc);
+        let late = beside_reader(applied, reader_task, &run).await?;
+        tracing::info!(
+            shard = context.selector.id,
+            late = late.is_some(),
+            "shard applied up to the commit point"
+        );
+        if let Some(event) = late {
+            return Ok(Some(describe(&event)));
         }
     }
-    let run = cancel.child_token();
-    let (spill, reader_task) = context.start_reader(Duration::ZERO, &run).await?;
-    let drained = context.applier(spill).run_until(run.clone(), tc);
-    let late = beside_reader(drained, reader_task, &run).await?;
-    tracing::info!(
-        shard = context.selector.id,
-        late = late.is_some(),
-        "shard applied up to the commit point"
-    );
-    Ok(late.map(|event| describe(&event)))
+    if context.options.verification {
+        context
+            .verifier(AppliedClock::Frozen)
+            .finish(cancel.clone())
+            .await?;
+        tracing::info!(
+            shard = context.selector.id,
+            "shard verified at the commit point"
+        );
+    }
+    Ok(None)
 }

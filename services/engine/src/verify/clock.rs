@@ -11,7 +11,6 @@ use mongodb::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{EngineError, Result};
-use crate::metadata::Metadata;
 use crate::progress::{pack_time, Progress};
 use crate::retry::retry;
 
@@ -20,10 +19,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// What "applied up to" means where the verifier runs.
 #[derive(Clone)]
 pub enum AppliedClock {
-    /// One process: its applier's counter.
+    /// The applier's counter (one process, or one stream shard of a worker).
     Applier(Arc<Progress>),
-    /// Scaled out: every stream shard's persisted checkpoint.
-    Checkpoints(Metadata),
     /// Commit drained everything up to Tc and the source takes no more writes.
     Frozen,
 }
@@ -33,13 +30,6 @@ impl AppliedClock {
         Ok(match self {
             AppliedClock::Applier(progress) => {
                 progress.applied_through.load(Ordering::Relaxed) >= pack_time(time)
-            }
-            AppliedClock::Checkpoints(metadata) => {
-                let checkpoints = metadata.load_all_cea_checkpoints().await?;
-                !checkpoints.is_empty()
-                    && checkpoints
-                        .iter()
-                        .all(|(_, checkpoint)| checkpoint.cluster_time >= time)
             }
             AppliedClock::Frozen => true,
         })

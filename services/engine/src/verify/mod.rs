@@ -178,3 +178,122 @@ impl VerificationStatus {
         text
     }
 }
+
+/// One verifier's status as plain values: what a worker reports for its stream shards
+/// and what the leader folds into the migration's [`VerificationStatus`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VerificationSummary {
+    pub phase: VerifierPhase,
+    pub source_estimated: u64,
+    pub source_hashed: u64,
+    pub source_lag_seconds: i64,
+    pub destination_estimated: u64,
+    pub destination_hashed: u64,
+    pub destination_lag_seconds: i64,
+    pub total_collections: u64,
+    pub scanned_collections: u64,
+    pub mismatches: Vec<Mismatch>,
+    pub mismatch_count: u64,
+}
+
+fn phase_rank(phase: VerifierPhase) -> u8 {
+    match phase {
+        VerifierPhase::NotStarted => 0,
+        VerifierPhase::InitialHashing => 1,
+        VerifierPhase::StreamHashing => 2,
+    }
+}
+
+impl VerificationSummary {
+    pub fn of(status: &VerificationStatus) -> VerificationSummary {
+        VerificationSummary {
+            phase: status.phase(),
+            source_estimated: status.source.estimated_documents.load(Ordering::Relaxed),
+            source_hashed: status.source.hashed_documents.load(Ordering::Relaxed),
+            source_lag_seconds: status.source.lag_seconds.load(Ordering::Relaxed),
+            destination_estimated: status
+                .destination
+                .estimated_documents
+                .load(Ordering::Relaxed),
+            destination_hashed: status.destination.hashed_documents.load(Ordering::Relaxed),
+            destination_lag_seconds: status.destination.lag_seconds.load(Ordering::Relaxed),
+            total_collections: status.total_collections.load(Ordering::Relaxed),
+            scanned_collections: status.scanned_collections.load(Ordering::Relaxed),
+            mismatches: status.mismatches.lock().clone(),
+            mismatch_count: status.mismatch_count.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Adds another verifier's share: the least advanced phase, counts summed, the
+    /// larger lag, the mismatches of both.
+    pub fn merge(&mut self, other: &VerificationSummary) {
+        if phase_rank(other.phase) < phase_rank(self.phase) {
+            self.phase = other.phase;
+        }
+        self.source_estimated += other.source_estimated;
+        self.source_hashed += other.source_hashed;
+        self.source_lag_seconds = self.source_lag_seconds.max(other.source_lag_seconds);
+        self.destination_estimated += other.destination_estimated;
+        self.destination_hashed += other.destination_hashed;
+        self.destination_lag_seconds = self
+            .destination_lag_seconds
+            .max(other.destination_lag_seconds);
+        self.total_collections += other.total_collections;
+        self.scanned_collections += other.scanned_collections;
+        self.mismatch_count += other.mismatch_count;
+        for mismatch in &other.mismatches {
+            if self.mismatches.len() < MAX_REPORTED && !self.mismatches.contains(mismatch) {
+                self.mismatches.push(mismatch.clone());
+            }
+        }
+    }
+
+    /// Shows this summary as `status` (the scaled-out leader's counters).
+    pub fn publish(&self, status: &VerificationStatus) {
+        status.set_phase(self.phase);
+        status
+            .source
+            .estimated_documents
+            .store(self.source_estimated, Ordering::Relaxed);
+        status
+            .source
+            .hashed_documents
+            .store(self.source_hashed, Ordering::Relaxed);
+        status
+            .source
+            .lag_seconds
+            .store(self.source_lag_seconds, Ordering::Relaxed);
+        status
+            .destination
+            .estimated_documents
+            .store(self.destination_estimated, Ordering::Relaxed);
+        status
+            .destination
+            .hashed_documents
+            .store(self.destination_hashed, Ordering::Relaxed);
+        status
+            .destination
+            .lag_seconds
+            .store(self.destination_lag_seconds, Ordering::Relaxed);
+        status
+            .total_collections
+            .store(self.total_collections, Ordering::Relaxed);
+        status
+            .scanned_collections
+            .store(self.scanned_collections, Ordering::Relaxed);
+        for mismatch in &self.mismatches {
+            let _ = status.record(mismatch.clone());
+        }
+    }
+}
+
+impl VerifierPhase {
+    pub fn parse(text: &str) -> Option<VerifierPhase> {
+        match text {
+            "not started" => Some(VerifierPhase::NotStarted),
+            "initial hashing" => Some(VerifierPhase::InitialHashing),
+            "stream hashing" => Some(VerifierPhase::StreamHashing),
+            _ => None,
+        }
+    }
+}

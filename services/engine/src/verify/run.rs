@@ -194,6 +194,7 @@ impl Verifier {
             Some(positions) if positions.reversed == self.setup.reversed => positions,
             _ => self.fresh_start().await?,
         };
+        self.ensure_segments().await?;
         let mut work = self.load_work().await?;
         if work.failed_at.is_some() {
             return Err(self.failure());
@@ -298,17 +299,42 @@ impl Verifier {
         EngineError::Fatal(text)
     }
 
-    /// A new verification of the current direction: segments from the copy's
-    /// partitions, streams from now.
+    /// A new verification of the current direction: everything forgotten, streams from
+    /// now.
     async fn fresh_start(&self) -> Result<StreamPositions> {
         let store = &self.setup.store;
         store.clear().await?;
         // Taken before anything is read: every later change is in the streams.
         let source_start = source_time(&self.setup.source).await?;
         let destination_start = destination_time(&self.setup.destination).await?;
+        let positions = StreamPositions {
+            reversed: self.setup.reversed,
+            source_token: None,
+            destination_token: None,
+            source_start: Some(source_start),
+            destination_start: Some(destination_start),
+        };
+        store.save_positions(&positions).await?;
+        Ok(positions)
+    }
+
+    /// Segments (the copy's partitions, else the whole collection) for every verified
+    /// collection that has none yet: all of them on a fresh start, and scaled out the
+    /// databases a stream shard gained.
+    async fn ensure_segments(&self) -> Result<()> {
+        let store = &self.setup.store;
+        let existing: BTreeSet<Namespace> = store
+            .load_segments()
+            .await?
+            .into_iter()
+            .map(|segment| segment.ns)
+            .collect();
         let partitions = self.setup.metadata.load_partitions().await?;
         for record in self.setup.metadata.load_namespaces().await? {
-            if record.kind != NamespaceKind::Collection {
+            if record.kind != NamespaceKind::Collection
+                || !self.setup.filter.matches(&record.ns)
+                || existing.contains(&record.ns)
+            {
                 continue;
             }
             let mut bounds: Vec<Bounds> = partitions
@@ -333,15 +359,7 @@ impl Verifier {
                     .await?;
             }
         }
-        let positions = StreamPositions {
-            reversed: self.setup.reversed,
-            source_token: None,
-            destination_token: None,
-            source_start: Some(source_start),
-            destination_start: Some(destination_start),
-        };
-        store.save_positions(&positions).await?;
-        Ok(positions)
+        Ok(())
     }
 
     async fn load_work(&self) -> Result<Work> {
@@ -350,7 +368,11 @@ impl Verifier {
         let mut collections = BTreeSet::new();
         let mut namespace_checks = VecDeque::new();
         let mut source_estimate = 0u64;
+        let filter = &self.setup.filter;
         for record in self.setup.metadata.load_namespaces().await? {
+            if !filter.matches(&record.ns) {
+                continue;
+            }
             namespace_checks.push_back(record.ns.clone());
             if record.kind == NamespaceKind::Collection {
                 collections.insert(record.ns.clone());
@@ -358,7 +380,11 @@ impl Verifier {
                 source_estimate += record.estimated_documents;
             }
         }
+        // Scaled out, a shard that lost a database keeps its old records: not ours now.
         for segment in store.load_segments().await? {
+            if !filter.matches(&segment.ns) {
+                continue;
+            }
             collections.insert(segment.ns.clone());
             map.namespaces
                 .entry(segment.ns.clone())
@@ -372,6 +398,9 @@ impl Verifier {
                 });
         }
         for record in store.load_ranges().await? {
+            if !filter.matches(&record.ns) {
+                continue;
+            }
             let ns = record.ns.clone();
             let range = Range::from_record(record);
             map.namespaces

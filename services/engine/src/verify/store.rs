@@ -6,6 +6,8 @@
 //!   segment's ranges are saved;
 //! - `verifier_ranges`: every range with both hashes and its state;
 //! - `verifier_mismatches`: confirmed differences (a restart still reports them).
+//!
+//! Scaled out, each stream shard has its own set (`verifier_shard<N>`, …).
 
 use bson::{doc, oid::ObjectId, Bson, Document, Timestamp};
 use futures::TryStreamExt;
@@ -119,13 +121,24 @@ fn metadata_error(error: mongodb::error::Error) -> EngineError {
 }
 
 impl VerifierStore {
+    /// The single process's verifier state.
     pub fn new(destination: &Client) -> VerifierStore {
+        VerifierStore::with_suffix(destination, "")
+    }
+
+    /// Scaled out: one stream shard's verifier state (the shard's owner verifies its
+    /// databases; a new owner continues from here).
+    pub fn for_stream_shard(destination: &Client, shard: u32) -> VerifierStore {
+        VerifierStore::with_suffix(destination, &format!("_shard{shard}"))
+    }
+
+    fn with_suffix(destination: &Client, suffix: &str) -> VerifierStore {
         let db = destination.database(METADATA_DB);
         VerifierStore {
-            state: db.collection("verifier"),
-            segments: db.collection("verifier_segments"),
-            ranges: db.collection("verifier_ranges"),
-            mismatches: db.collection("verifier_mismatches"),
+            state: db.collection(&format!("verifier{suffix}")),
+            segments: db.collection(&format!("verifier_segments{suffix}")),
+            ranges: db.collection(&format!("verifier_ranges{suffix}")),
+            mismatches: db.collection(&format!("verifier_mismatches{suffix}")),
         }
     }
 
