@@ -41,6 +41,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// A range whose documents kept changing is checked again after this long.
 const UNSETTLED_RETRY: Duration = Duration::from_secs(2);
+/// A newly dirty range waits this long before it is hashed again, so the changes of a
+/// busy range are verified together rather than one re-hash per change.
+const DIRTY_DELAY: Duration = Duration::from_millis(500);
 /// A namespace-level difference must be seen this many times in a row.
 const NAMESPACE_STRIKES: u32 = 3;
 /// After a mismatch, how long the verifier goes on collecting others before it fails.
@@ -117,6 +120,8 @@ enum Done {
 }
 
 struct CheckOutcome {
+    /// When the source was read: changes before it are verified by this check.
+    source_read_at: Timestamp,
     ranges: Vec<(HashedRange, RangeHash)>,
     mismatches: Vec<Mismatch>,
     unsettled: bool,
@@ -700,6 +705,7 @@ impl Verifier {
         };
         setup.applied.wait_for(at, cancel).await?;
         let mut outcome = CheckOutcome {
+            source_read_at: at,
             ranges: Vec::with_capacity(ranges.len()),
             mismatches: Vec::new(),
             unsettled: false,
@@ -862,14 +868,23 @@ impl Verifier {
                         destination: Some(on_destination),
                         generation: 0,
                         in_flight: false,
-                        source_dirty_at: if settled { None } else { old.source_dirty_at },
-                        destination_dirty_at: if settled {
-                            None
-                        } else {
-                            old.destination_dirty_at
+                        // Touched during the check: only changes since its read are
+                        // unverified (both clocks are close enough for the lag).
+                        source_dirty_at: match (settled, touched) {
+                            (true, _) => None,
+                            (false, true) => Some(outcome.source_read_at.time),
+                            (false, false) => old.source_dirty_at,
+                        },
+                        destination_dirty_at: match (settled, touched) {
+                            (true, _) => None,
+                            (false, true) => Some(outcome.source_read_at.time),
+                            (false, false) => old.destination_dirty_at,
                         },
                     };
-                    if outcome.unsettled && !touched {
+                    if touched {
+                        work.not_before
+                            .insert(range.id, Instant::now() + DIRTY_DELAY);
+                    } else if outcome.unsettled {
                         work.not_before
                             .insert(range.id, Instant::now() + UNSETTLED_RETRY);
                     }
@@ -931,6 +946,9 @@ impl Verifier {
                 work.map.mark(ns, id, side, event.cluster_time.time)
             {
                 work.unsaved_dirty.push(range);
+                work.not_before
+                    .entry(range)
+                    .or_insert_with(|| Instant::now() + DIRTY_DELAY);
             }
             return Ok(());
         }
