@@ -39,6 +39,8 @@ use crate::progress::Progress;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often the streams' buffered events are taken.
 const POLL_EVERY: Duration = Duration::from_millis(100);
+/// RAM each verifier stream may buffer before spilling to disk.
+const VERIFIER_SPILL_MEMORY: usize = 8 << 20;
 /// A range whose documents kept changing is checked again after this long.
 const UNSETTLED_RETRY: Duration = Duration::from_secs(2);
 /// A newly dirty range waits this long before it is hashed again, so the changes of a
@@ -502,7 +504,12 @@ impl Verifier {
             .setup
             .spill_dir
             .join(format!("verifier-{name}-{}", rand::random::<u32>()));
-        let spill = Arc::new(Spill::new(SpillConfig::new(dir))?);
+        // The verifier takes what its streams buffered every 100 ms; a little RAM is
+        // plenty, and the rest waits on disk (the memory bound holds under bursts).
+        let spill = Arc::new(Spill::new(SpillConfig {
+            memory_bytes: VERIFIER_SPILL_MEMORY,
+            ..SpillConfig::new(dir)
+        })?);
         let progress = Arc::new(Progress::default());
         let reader = Reader::new(
             client.clone(),
