@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
 
-ensure_apt_packages protobuf-compiler:protoc etcd-server:etcd
+ensure_apt_packages protobuf-compiler:protoc etcd-server:etcd prometheus:promtool
 ensure_python_venv
 
 echo "== cargo fmt --check"

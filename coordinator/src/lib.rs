@@ -8,6 +8,7 @@
 //! - `driver`: the boundary to the engine (`EngineDriver`); `testing`: a fake for tests;
 //! - `cli`, `config` (+ `config_layers`), `logging` (+ `log_format`), `redact`, `server`:
 //!   the `c2c run` process;
+//! - `metrics`: `GET /metrics` (Prometheus text) for `c2c run`, coordinators and workers;
 //! - `grpc`: the gRPC API (`c2c.v1.Migration`, health, reflection) on the REST port;
 //! - `ctl`: `c2c ctl`, the gRPC command-line client; `verify_cmd`: `c2c verify`;
 //! - `cluster`: the scaled-out leader's plan, workers and data plane; `scaled`: the
@@ -28,6 +29,7 @@ pub mod engine_driver;
 pub mod grpc;
 pub mod log_format;
 pub mod logging;
+pub mod metrics;
 /// Moved to the engine, shared with workers; kept here for existing paths.
 pub use c2c_engine::redact;
 pub mod rest_client;

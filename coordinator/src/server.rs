@@ -1,7 +1,8 @@
 //! Runs the API: binds the listener, initializes the coordinator and serves mongosync's
-//! REST API and c2c's gRPC API on the same port until the shutdown signal. One port
-//! speaks HTTP/1.1 (curl, mongosync's clients) and HTTP/2 (gRPC, h2c prior knowledge);
-//! axum routes `/c2c.v1.Migration/…`-style paths to gRPC and the rest to REST.
+//! REST API, c2c's gRPC API and `/metrics` on the same port until the shutdown signal.
+//! One port speaks HTTP/1.1 (curl, mongosync's clients, Prometheus) and HTTP/2 (gRPC,
+//! h2c prior knowledge); axum routes `/c2c.v1.Migration/…`-style paths to gRPC,
+//! `/metrics` to `metrics` and the rest to REST.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,8 +54,9 @@ pub async fn app(
 ) -> (Router, HealthReporter) {
     let migration = MigrationService::new(Arc::clone(&coordinator), stopping);
     let (grpc, health) = grpc_routes(migration).await;
+    let metrics = crate::metrics::run_router(Arc::clone(&coordinator));
     // gRPC first: its router has no fallback, so the REST router's 404/405 answers stay.
-    (grpc.merge(router(coordinator)), health)
+    (grpc.merge(metrics).merge(router(coordinator)), health)
 }
 
 /// `serve` for an existing coordinator: initializes it in the background and serves

@@ -12,7 +12,7 @@ use c2c_api::v1::{
 use c2c_engine::gate::WriteGate;
 use c2c_engine::migration::{Clusters, EngineConfig};
 use c2c_engine::options::{LoadLevel, StartRequest, SyncOptions};
-use c2c_engine::share::{Share, ShareSpec};
+use c2c_engine::share::{Share, ShareReport, ShareSpec};
 use futures::Stream;
 use mongodb::Client;
 use tokio::sync::Mutex;
@@ -157,6 +157,21 @@ impl WorkerService {
             self.lease.is_valid(),
             &share_report,
         )
+    }
+
+    /// The counters of the share this worker runs (empty with none), as the engine
+    /// keeps them: what the worker's `/metrics` exports.
+    pub async fn share_report(&self) -> ShareReport {
+        let share = self.current.lock().await.share.clone();
+        match share {
+            Some(share) => share.report().await,
+            None => ShareReport::default(),
+        }
+    }
+
+    /// Whether this worker may write now (its lease is confirmed).
+    pub fn lease_valid(&self) -> bool {
+        self.lease.is_valid()
     }
 
     async fn admit(&self, fence: Fence) -> Result<tokio::sync::MutexGuard<'_, Current>, Status> {

@@ -10,6 +10,7 @@ use c2c_coordinator::cli::CoordinatorArgs;
 use c2c_coordinator::cluster::workers::LiveWorker;
 use c2c_coordinator::config::DEFAULT_ID;
 use c2c_coordinator::grpc::grpc_routes_with;
+use c2c_coordinator::metrics::roles::CoordinatorMetrics;
 use c2c_coordinator::scaled::health;
 use c2c_coordinator::scaled::leader::{Leader, LeaderSetup};
 use c2c_coordinator::scaled::role::{LeaderInfo, Role, RoleRouter};
@@ -53,7 +54,9 @@ pub async fn run(
     let (role_tx, role_rx) = watch::channel(Role::Follower { leader: None });
     let router = RoleRouter::new(role_rx.clone(), config.id.clone());
     let (grpc, reporter) = grpc_routes_with(router.clone(), Router::new(), &[health::LEADER]).await;
-    let app = grpc.merge(router.rest_router());
+    // `/metrics` is this process's own (never forwarded): a follower reports `c2c_leader 0`.
+    let metrics = CoordinatorMetrics::new(&config.id);
+    let app = grpc.merge(metrics.router()).merge(router.rest_router());
     let health_task = tokio::spawn(follow_role(role_rx.clone(), reporter.clone()));
     let server = tokio::spawn(serve_app(listener, app, stopping.clone()));
     info!(address = %bound, "REST and gRPC API listening (following until elected)");
@@ -131,6 +134,7 @@ pub async fn run(
         },
         () = lost.cancelled() => super::restart_process("lost leadership while taking over"),
     };
+    metrics.set_leader(leader.coordinator().clone(), term);
     let _ = role_tx.send(Role::Leader(leader.api()));
     tokio::select! {
         () = lost.cancelled() => super::restart_process("lost leadership (etcd lease expired or leader key gone)"),

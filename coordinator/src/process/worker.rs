@@ -9,6 +9,7 @@ use anyhow::Context;
 use c2c_coordinator::cli::WorkerArgs;
 use c2c_coordinator::config::LogConfig;
 use c2c_coordinator::logging;
+use c2c_coordinator::metrics::roles::worker_router;
 use c2c_coordinator::scaled::health;
 use c2c_coordinator::scaled::leader::PublishedClusters;
 use c2c_coordinator::scaled::worker_node::{worker_routes, RegistrationLease};
@@ -117,6 +118,7 @@ pub async fn run(
         Arc::new(RegistrationLease(registration.clone())),
     ));
     let (routes, reporter) = worker_routes(WorkerEndpoint(service.clone())).await;
+    let routes = routes.merge(worker_router(service.clone()));
     reporter
         .set_service_status(health::WORKER, ServingStatus::Serving)
         .await;

@@ -289,6 +289,11 @@ impl Harness {
         self.spawn_process().await;
     }
 
+    /// Where c2c's API (REST, gRPC, `/metrics`) listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.rest.post(path, &body).await.expect("REST call")
     }

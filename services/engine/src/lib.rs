@@ -8,6 +8,8 @@
 //! - `metadata` persists state and checkpoints in `__c2c_internal` on the destination;
 //! - `cutover` blocks writes, commits and reverses (persisted, idempotent steps);
 //! - `migration` runs the phases and owns every task it starts;
+//! - `metrics` counts, process-wide and lock-free, what `/metrics` exports beyond the
+//!   migration's progress (events applied by type, batch sizes and latencies, retries);
 //! - `share` runs one worker's share of a scaled-out migration (partitions and stream
 //!   shards), and `gate` stops its writes once its lease is gone.
 
@@ -25,6 +27,7 @@ pub mod filter;
 pub mod gate;
 pub mod indexes;
 pub mod metadata;
+pub mod metrics;
 pub mod migration;
 pub mod namespace;
 pub mod options;

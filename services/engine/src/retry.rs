@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use mongodb::error::{Error, ErrorKind};
 
+use crate::metrics::{RetryKind, ENGINE};
+
 /// Attempts per call; with the backoff below this spans roughly 30 s.
 pub const MAX_ATTEMPTS: u32 = 8;
 const BASE_DELAY: Duration = Duration::from_millis(100);
@@ -86,13 +88,32 @@ where
             Err(error)
                 if attempt + 1 < MAX_ATTEMPTS && (is_transient(&error) || is_timeout(&error)) =>
             {
+                ENGINE.retried(retry_kind(&error));
                 attempt += 1;
                 let delay = backoff(attempt);
                 tracing::warn!(operation = what, attempt, ?delay, error = %error, "transient error, retrying");
                 tokio::time::sleep(delay).await;
             }
-            Err(error) => return Err(error),
+            Err(error) => {
+                if is_transient(&error) || is_timeout(&error) {
+                    ENGINE.gave_up(retry_kind(&error));
+                }
+                return Err(error);
+            }
         }
+    }
+}
+
+/// The `/metrics` label of a transient error.
+fn retry_kind(error: &Error) -> RetryKind {
+    if is_timeout(error) {
+        return RetryKind::Timeout;
+    }
+    match &*error.kind {
+        ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::ServerSelection { .. } => RetryKind::Network,
+        _ => RetryKind::Server,
     }
 }
 

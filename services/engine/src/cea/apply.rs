@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bson::Timestamp;
 use mongodb::Client;
@@ -25,6 +25,7 @@ use super::spill::Spill;
 use crate::error::{EngineError, Result};
 use crate::filter::NamespaceFilter;
 use crate::metadata::{CeaCheckpoint, Metadata, NamespaceRecord};
+use crate::metrics::{AppliedCounts, ENGINE};
 use crate::namespace::Namespace;
 use crate::options::{BuildIndexes, LoadLevel};
 use crate::progress::{Phase, Progress};
@@ -182,9 +183,12 @@ impl Applier {
 
     async fn apply_batch(&mut self, batch: &[Event]) -> Result<()> {
         self.progress.write_gate.lock().check()?;
+        let started = Instant::now();
         let mut run: Vec<&Event> = Vec::new();
         let mut applied = 0u64;
+        let mut by_type = AppliedCounts::default();
         for event in batch {
+            by_type.add(&event.kind);
             match &event.kind {
                 EventKind::HighWaterMark => {}
                 kind if kind.is_ddl() => {
@@ -227,6 +231,7 @@ impl Applier {
         self.progress
             .events_applied
             .fetch_add(applied, Ordering::Relaxed);
+        ENGINE.batch_applied(&by_type, started.elapsed());
         Ok(())
     }
 
