@@ -20,7 +20,8 @@ ensure_apt_packages() {
   fi
 }
 
-# A project-local virtualenv with pymongo, grpcio and pytest (second, independent clients).
+# A project-local virtualenv with pymongo, grpcio, pytest, schemathesis and h2 (second,
+# independent clients, and the fuzzers of the REST and gRPC APIs).
 ensure_python_venv() {
   command -v python3 >/dev/null 2>&1 || ensure_apt_packages python3:python3
   if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
@@ -30,8 +31,8 @@ ensure_python_venv() {
     python3 -m venv .venv
   fi
   # Every module tests/python imports: a venv made before a requirement was added is topped up.
-  if ! .venv/bin/python -c "import pymongo, pytest, grpc, grpc_reflection, grpc_health, google.protobuf" >/dev/null 2>&1; then
-    echo "== installing tests/python/requirements.txt (pymongo, pytest, grpcio)"
+  if ! .venv/bin/python -c "import pymongo, pytest, grpc, grpc_reflection, grpc_health, google.protobuf, schemathesis, h2" >/dev/null 2>&1; then
+    echo "== installing tests/python/requirements.txt (pymongo, pytest, grpcio, schemathesis, h2)"
     .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
   fi
 }

@@ -3,13 +3,6 @@ message classes built at run time from server reflection (as grpcurl does), agai
 the real `c2c run` binary syncing two c2c-testbed processes. Also checks that REST
 answers on the same port."""
 
-import json
-import os
-import socket
-import subprocess
-import time
-import urllib.request
-
 import grpc
 import pytest
 from google.protobuf import descriptor_pool, message_factory
@@ -21,73 +14,11 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 # The module, not the class: a class named Test* in this module would be collected.
 import conftest
 
-C2C = os.environ.get(
-    "C2C_BIN",
-    os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "c2c"),
-)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class C2c:
-    """`c2c run` on a free port; ready once the health service answers SERVING."""
-
-    def __init__(self, source, destination):
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [C2C, "run", "--cluster0", source.uri, "--cluster1", destination.uri,
-             "--port", str(self.port), "--verbosity", "WARN"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.channel = grpc.insecure_channel(self.address)
-        health = health_pb2_grpc.HealthStub(self.channel)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"c2c exited with {self.proc.returncode}")
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    break
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("c2c did not become SERVING")
-            time.sleep(0.1)
-
-    def rest(self, path):
-        with urllib.request.urlopen(f"http://{self.address}{path}", timeout=10) as response:
-            return response.status, json.load(response)
-
-    def stop(self):
-        self.channel.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
 
 @pytest.fixture
 def c2c():
-    source, destination = conftest.Testbed(), conftest.Testbed()
-    server = None
-    try:
-        server = C2c(source, destination)
+    with conftest.running_c2c() as server:
         yield server
-    finally:
-        if server is not None:
-            server.stop()
-        source.stop()
-        destination.stop()
 
 
 class Migration:

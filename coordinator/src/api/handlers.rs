@@ -6,14 +6,15 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State as AxumState;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::body::{json_object, no_parameters, unreadable};
 use super::error::ApiError;
 use crate::coordinator::Coordinator;
+use crate::grpc::is_grpc_content_type;
 use crate::start_options::validate_start;
 
 type Body = Result<Bytes, BytesRejection>;
@@ -80,11 +81,36 @@ pub async fn openapi() -> impl IntoResponse {
     )
 }
 
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no endpoint {}; the API serves /api/v1/{{start,progress,pause,resume,commit,reverse,openapi.json}}", uri.path()))
+/// An unknown path: mongosync's 404, or for a gRPC request (a service or method this
+/// process does not serve) gRPC's UNIMPLEMENTED, as tonic answers an unknown method.
+pub async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if is_grpc_request(&headers) {
+        return grpc_unimplemented(&uri);
+    }
+    ApiError::NotFound(format!("no endpoint {}; the API serves /api/v1/{{start,progress,pause,resume,commit,reverse,openapi.json}}", uri.path())).into_response()
 }
 
-pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+fn is_grpc_request(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(is_grpc_content_type)
+}
+
+/// A gRPC client gets a gRPC status rather than a JSON body it cannot read (it would
+/// report an HTTP 405 as UNKNOWN).
+fn grpc_unimplemented(uri: &axum::http::Uri) -> Response {
+    tonic::Status::unimplemented(format!("unknown gRPC method {}", uri.path())).into_http()
+}
+
+pub async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    if is_grpc_request(&headers) {
+        return grpc_unimplemented(&uri);
+    }
     let expected = match uri.path() {
         "/api/v1/progress" | "/api/v1/openapi.json" => "GET",
         _ => "POST",
@@ -93,4 +119,5 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
         "{} does not accept {method}; use {expected}",
         uri.path()
     ))
+    .into_response()
 }

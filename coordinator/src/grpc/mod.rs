@@ -4,8 +4,10 @@
 //!
 //! The services are mounted with axum's `route_service` rather than tonic's `Routes`:
 //! `Routes` installs its own fallback, and axum refuses to merge two routers that both
-//! have one (the REST router's fallback answers mongosync-style 404s). gRPC clients map
-//! that HTTP 404 to UNIMPLEMENTED for an unknown service.
+//! have one (the REST router's fallback answers mongosync-style 404s, and a gRPC status
+//! UNIMPLEMENTED to a gRPC request for a service or method not served here). Each service
+//! sits behind `require_grpc`, which refuses requests that are not gRPC before tonic
+//! decodes them.
 
 pub mod convert;
 pub mod migration_service;
@@ -13,14 +15,18 @@ pub mod status;
 
 use std::convert::Infallible;
 
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use c2c_api::v1::migration_server::MigrationServer;
 use tonic::codegen::http::Request;
 use tonic::codegen::Service;
 use tonic::server::NamedService;
+use tonic::Status;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
+use tower::ServiceBuilder;
 
 pub use convert::{progress_reply, start_body};
 pub use migration_service::{LocalWorker, MigrationService, WorkerDirectory, LOCAL_WORKER_ID};
@@ -103,7 +109,7 @@ fn reflection<'a>(advertised: &[&str]) -> tonic_reflection::server::Builder<'a> 
 }
 
 /// Mounts a tonic-generated service at `/<package.Service>/*` on `router`, as tonic's
-/// own router does.
+/// own router does, behind `require_grpc`.
 pub fn add_service<S>(router: Router, service: S) -> Router
 where
     S: Service<Request<axum::body::Body>, Error = Infallible>
@@ -115,5 +121,50 @@ where
     S::Response: IntoResponse,
     S::Future: Send + 'static,
 {
+    let service = ServiceBuilder::new()
+        .layer(middleware::from_fn(require_grpc))
+        .service(service);
     router.route_service(&format!("/{}/{{*rest}}", S::NAME), service)
+}
+
+/// Whether a `content-type` is gRPC's: `application/grpc`, optionally followed by `+`
+/// or `;` and a subtype or parameters (as grpc-go accepts it).
+pub fn is_grpc_content_type(content_type: &str) -> bool {
+    content_type
+        .strip_prefix("application/grpc")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('+') || rest.starts_with(';'))
+}
+
+/// gRPC requests are POSTs with a gRPC content type. tonic would decode anything sent to
+/// a method's path (a `text/plain` or `GET` request got a `200` with a gRPC frame, which
+/// a plain HTTP client takes for success), so other requests are refused first, as
+/// grpc-go refuses them: `415` (content type, INVALID_ARGUMENT) or `405` with `Allow:
+/// POST` (method, INTERNAL), with the gRPC status in the headers.
+async fn require_grpc(request: axum::extract::Request, next: Next) -> Response {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    if request.method() != Method::POST {
+        let status = Status::internal(format!(
+            "invalid gRPC request method {:?}; gRPC calls are POST",
+            request.method().as_str()
+        ));
+        let mut response = status.into_http::<axum::body::Body>();
+        *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    if !content_type.as_deref().is_some_and(is_grpc_content_type) {
+        let status = Status::invalid_argument(format!(
+            "invalid gRPC request content-type {:?}; gRPC calls send application/grpc",
+            content_type.unwrap_or_default()
+        ));
+        let mut response = status.into_http::<axum::body::Body>();
+        *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return response;
+    }
+    next.run(request).await
 }

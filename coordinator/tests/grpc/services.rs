@@ -148,3 +148,86 @@ async fn rest_answers_on_the_same_port() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"], "NotFound");
 }
+
+/// One request with the given method, path and content type on a gRPC channel, with an
+/// empty gRPC message as its body: (HTTP status, grpc-status).
+async fn raw_call(
+    server: &crate::common::Server,
+    method: &str,
+    path: &str,
+    content_type: &str,
+) -> (u16, String) {
+    use tonic::codegen::http;
+    use tower::{Service, ServiceExt};
+    let mut channel = server.channel().await;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", server.address))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        // An empty message: no compression, length 0.
+        .body(tonic::body::Body::new(String::from("\0\0\0\0\0")))
+        .expect("request");
+    let response = channel
+        .ready()
+        .await
+        .expect("ready")
+        .call(request)
+        .await
+        .expect("response");
+    let grpc_status = response
+        .headers()
+        .get("grpc-status")
+        .map(|value| value.to_str().expect("ascii").to_string())
+        .unwrap_or_default();
+    (response.status().as_u16(), grpc_status)
+}
+
+/// tonic decodes whatever reaches a method's path; requests that are not gRPC are refused
+/// before, as grpc-go refuses them, and unknown methods and services (or a REST path)
+/// get UNIMPLEMENTED rather than a JSON 404/405 a gRPC client cannot read.
+#[tokio::test]
+async fn non_grpc_requests_and_unknown_methods_are_refused() {
+    let server = serve().await;
+    let progress = "/c2c.v1.Migration/Progress";
+    assert_eq!(
+        raw_call(&server, "POST", progress, "application/grpc").await,
+        (200, String::new()),
+        "a well-formed call answers OK in the trailers"
+    );
+    assert_eq!(
+        raw_call(&server, "POST", progress, "application/grpc+proto").await,
+        (200, String::new())
+    );
+    for content_type in ["text/plain", "application/json", "application/grpcx"] {
+        assert_eq!(
+            raw_call(&server, "POST", progress, content_type).await,
+            (415, "3".to_string()),
+            "{content_type}"
+        );
+    }
+    assert_eq!(
+        raw_call(&server, "GET", progress, "application/grpc").await,
+        (405, "13".to_string())
+    );
+    for path in [
+        "/c2c.v1.Migration/Nope",
+        "/c2c.v1.Nope/Start",
+        "/nope",
+        "/api/v1/progress",
+    ] {
+        assert_eq!(
+            raw_call(&server, "POST", path, "application/grpc").await,
+            (200, "12".to_string()),
+            "{path}"
+        );
+    }
+    // REST keeps its answers for REST clients.
+    let rest = RestClient::new(server.address);
+    let (status, body) = rest
+        .post("/api/v1/progress", &json!({}))
+        .await
+        .expect("rest");
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["error"], "MethodNotAllowed");
+}
