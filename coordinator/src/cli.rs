@@ -150,4 +150,21 @@ pub struct RunArgs {
     /// This instance's id, reported as mongosyncID [default: coordinator].
     #[arg(long)]
     pub id: Option<String>,
+    /// Require `Authorization: Bearer <TOKEN>` on every API call (REST and gRPC; gRPC
+    /// health and GET /metrics exempt). Prefer --apiTokenFile or C2C_API_TOKEN: flags
+    /// are visible in `ps` [default: no authentication].
+    #[arg(long = "apiToken", alias = "api-token", value_name = "TOKEN")]
+    pub api_token: Option<String>,
+    /// Read the API token from this file (surrounding whitespace removed).
+    #[arg(long = "apiTokenFile", alias = "api-token-file", value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// GET /metrics needs the API token too [default: exempt, for Prometheus scrapes].
+    #[arg(long = "metricsAuth", alias = "metrics-auth")]
+    pub metrics_auth: bool,
+    /// PEM certificate chain: serve the API over TLS (with --tlsKeyFile).
+    #[arg(long = "tlsCertFile", alias = "tls-cert-file", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tlsCertFile.
+    #[arg(long = "tlsKeyFile", alias = "tls-key-file", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
 }

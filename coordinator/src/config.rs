@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::auth::{Secret, TokenSource};
 use crate::cli::{RunArgs, WorkerArgs};
 use crate::config_layers::{self as layers, process_env, Key, Layers, Source, KEYS};
 use crate::redact::redact_uri;
@@ -112,6 +113,42 @@ pub struct RunConfig {
     /// `None` = not set by the user; the default then depends on the `/start` body.
     pub load_level: Option<LoadLevel>,
     pub id: String,
+    /// Bearer token and TLS of the API (files are read when the server starts).
+    pub security: SecurityConfig,
+}
+
+/// The API's security settings as configured: `apiToken`/`apiTokenFile`,
+/// `metricsAuth`, `tlsCertFile`/`tlsKeyFile`. `Debug` never shows the token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityConfig {
+    pub api_token: TokenSource,
+    pub metrics_auth: bool,
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl SecurityConfig {
+    /// One line for the "c2c options" log: never the token itself.
+    pub fn describe_token(&self) -> String {
+        match &self.api_token {
+            TokenSource::None => "none".into(),
+            TokenSource::Value(_) => "set (redacted)".into(),
+            TokenSource::File(path) => format!("from file {}", path.display()),
+        }
+    }
+
+    pub fn describe_tls(&self) -> String {
+        self.tls.as_ref().map_or_else(
+            || "off".to_string(),
+            |tls| format!("cert {} key {}", tls.cert.display(), tls.key.display()),
+        )
+    }
 }
 
 impl fmt::Debug for RunConfig {
@@ -126,6 +163,7 @@ impl fmt::Debug for RunConfig {
             .field("verbosity", &self.verbosity)
             .field("load_level", &self.load_level.map(LoadLevel::get))
             .field("id", &self.id)
+            .field("security", &self.security)
             .finish()
     }
 }
@@ -230,6 +268,7 @@ impl ResolvedConfig {
             }
         })?
         .unwrap_or_else(|| DEFAULT_ID.to_string());
+        let security = security(layers, &mut sources)?;
         let config = RunConfig {
             cluster0,
             cluster1,
@@ -240,6 +279,7 @@ impl ResolvedConfig {
             verbosity,
             load_level,
             id,
+            security,
         };
         Ok(ResolvedConfig { config, sources })
     }
@@ -266,6 +306,9 @@ impl ResolvedConfig {
             verbosity = %config.verbosity,
             loadLevel = %load_level,
             id = %config.id,
+            apiToken = %config.security.describe_token(),
+            metricsAuth = config.security.metrics_auth,
+            tls = %config.security.describe_tls(),
             sources = %self.sources,
             pid = std::process::id(),
             "c2c options"
@@ -352,6 +395,93 @@ fn log_path(layers: &Layers, sources: &mut ConfigSources) -> Result<Option<PathB
 
 fn verbosity(layers: &Layers, sources: &mut ConfigSources) -> Result<Verbosity, ConfigError> {
     Ok(setting(layers, layers::VERBOSITY, sources, str::parse)?.unwrap_or(Verbosity::Debug))
+}
+
+/// How early a layer is (a later layer wins).
+fn rank(source: &Source) -> u8 {
+    match source {
+        Source::Default => 0,
+        Source::File(_) => 1,
+        Source::Env(_) => 2,
+        Source::Flag(_) => 3,
+    }
+}
+
+/// `apiToken`/`apiTokenFile` (the later layer wins; in one layer the file does),
+/// `metricsAuth`, and `tlsCertFile` + `tlsKeyFile` (both or neither).
+fn security(layers: &Layers, sources: &mut ConfigSources) -> Result<SecurityConfig, ConfigError> {
+    let token = setting(layers, layers::API_TOKEN, sources, |text| {
+        if text.trim().is_empty() {
+            Err("must not be empty".to_string())
+        } else {
+            Ok(Secret::new(text))
+        }
+    })?;
+    let token_file = path_setting(layers, layers::API_TOKEN_FILE, sources)?;
+    let api_token = match (token, token_file) {
+        (None, None) => TokenSource::None,
+        (Some(token), None) => TokenSource::Value(token),
+        (None, Some(path)) => TokenSource::File(path),
+        (Some(token), Some(path)) => {
+            let value_rank = layers.get(&layers::API_TOKEN).map(|raw| rank(&raw.source));
+            let file_rank = layers
+                .get(&layers::API_TOKEN_FILE)
+                .map(|raw| rank(&raw.source));
+            if value_rank > file_rank {
+                TokenSource::Value(token)
+            } else {
+                TokenSource::File(path)
+            }
+        }
+    };
+    let metrics_auth = setting(layers, layers::METRICS_AUTH, sources, |text| {
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(format!("{text:?} is not true or false")),
+        }
+    })?
+    .unwrap_or(false);
+    let cert = path_setting(layers, layers::TLS_CERT_FILE, sources)?;
+    let key = path_setting(layers, layers::TLS_KEY_FILE, sources)?;
+    let tls = match (cert, key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (Some(_), None) | (None, Some(_)) => {
+            let (given, missing) = if layers.get(&layers::TLS_CERT_FILE).is_some() {
+                (layers::TLS_CERT_FILE, layers::TLS_KEY_FILE)
+            } else {
+                (layers::TLS_KEY_FILE, layers::TLS_CERT_FILE)
+            };
+            let layer = layers
+                .get(&given)
+                .map_or(Source::Default, |raw| raw.source.clone());
+            return Err(ConfigError::Invalid {
+                key: given.yaml,
+                layer,
+                reason: format!("needs {} as well", missing.yaml),
+            });
+        }
+    };
+    Ok(SecurityConfig {
+        api_token,
+        metrics_auth,
+        tls,
+    })
+}
+
+fn path_setting(
+    layers: &Layers,
+    key: Key,
+    sources: &mut ConfigSources,
+) -> Result<Option<PathBuf>, ConfigError> {
+    setting(layers, key, sources, |text| {
+        if text.trim().is_empty() {
+            Err("must name a file".to_string())
+        } else {
+            Ok(PathBuf::from(text))
+        }
+    })
 }
 
 fn parse_workers(text: &str) -> Result<usize, String> {

@@ -36,10 +36,28 @@ pub const LOG_PATH: Key = key("logPath", "C2C_LOG_PATH", "logPath");
 pub const VERBOSITY: Key = key("verbosity", "C2C_VERBOSITY", "verbosity");
 pub const LOAD_LEVEL: Key = key("loadLevel", "C2C_LOAD_LEVEL", "loadLevel");
 pub const ID: Key = key("id", "C2C_ID", "id");
+pub const API_TOKEN: Key = key("apiToken", "C2C_API_TOKEN", "apiToken");
+pub const API_TOKEN_FILE: Key = key("apiTokenFile", "C2C_API_TOKEN_FILE", "apiTokenFile");
+pub const METRICS_AUTH: Key = key("metricsAuth", "C2C_METRICS_AUTH", "metricsAuth");
+pub const TLS_CERT_FILE: Key = key("tlsCertFile", "C2C_TLS_CERT_FILE", "tlsCertFile");
+pub const TLS_KEY_FILE: Key = key("tlsKeyFile", "C2C_TLS_KEY_FILE", "tlsKeyFile");
 
 /// Every key, in the order the effective configuration is logged.
-pub const KEYS: [Key; 9] = [
-    CLUSTER0, CLUSTER1, PORT, BIND, WORKERS, LOG_PATH, VERBOSITY, LOAD_LEVEL, ID,
+pub const KEYS: [Key; 14] = [
+    CLUSTER0,
+    CLUSTER1,
+    PORT,
+    BIND,
+    WORKERS,
+    LOG_PATH,
+    VERBOSITY,
+    LOAD_LEVEL,
+    ID,
+    API_TOKEN,
+    API_TOKEN_FILE,
+    METRICS_AUTH,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
 ];
 
 const fn key(yaml: &'static str, env: &'static str, flag: &'static str) -> Key {
@@ -145,6 +163,11 @@ impl Layers {
             .with_flag(VERBOSITY, args.verbosity.clone())
             .with_flag(LOAD_LEVEL, args.load_level.map(|level| level.to_string()))
             .with_flag(ID, args.id.clone())
+            .with_flag(API_TOKEN, args.api_token.clone())
+            .with_flag(API_TOKEN_FILE, args.api_token_file.clone())
+            .with_flag(METRICS_AUTH, args.metrics_auth.then_some("true"))
+            .with_flag(TLS_CERT_FILE, args.tls_cert_file.clone())
+            .with_flag(TLS_KEY_FILE, args.tls_key_file.clone())
     }
 }
 
@@ -166,6 +189,11 @@ struct FileConfig {
     verbosity: Option<serde_yaml::Value>,
     load_level: Option<serde_yaml::Value>,
     id: Option<serde_yaml::Value>,
+    api_token: Option<serde_yaml::Value>,
+    api_token_file: Option<serde_yaml::Value>,
+    metrics_auth: Option<serde_yaml::Value>,
+    tls_cert_file: Option<serde_yaml::Value>,
+    tls_key_file: Option<serde_yaml::Value>,
 }
 
 fn parse_yaml(path: &Path, text: &str) -> Result<BTreeMap<&'static str, Raw>, ConfigError> {
@@ -190,6 +218,11 @@ fn parse_yaml(path: &Path, text: &str) -> Result<BTreeMap<&'static str, Raw>, Co
         (VERBOSITY, file.verbosity),
         (LOAD_LEVEL, file.load_level),
         (ID, file.id),
+        (API_TOKEN, file.api_token),
+        (API_TOKEN_FILE, file.api_token_file),
+        (METRICS_AUTH, file.metrics_auth),
+        (TLS_CERT_FILE, file.tls_cert_file),
+        (TLS_KEY_FILE, file.tls_key_file),
     ];
     let mut layer = BTreeMap::new();
     for (key, value) in values {

@@ -247,6 +247,11 @@ fn every_key_has_its_environment_variable() {
         ("C2C_VERBOSITY", "info"),
         ("C2C_LOAD_LEVEL", "2"),
         ("C2C_ID", "shard07"),
+        ("C2C_API_TOKEN", "t0ken"),
+        ("C2C_API_TOKEN_FILE", "/run/secrets/token"),
+        ("C2C_METRICS_AUTH", "true"),
+        ("C2C_TLS_CERT_FILE", "/tls/cert.pem"),
+        ("C2C_TLS_KEY_FILE", "/tls/key.pem"),
     ];
     let resolved = layered(&RunArgs::default(), "", &env).unwrap();
     let config = &resolved.config;
@@ -409,4 +414,41 @@ fn worker_log_settings_layer_environment_under_flags() {
     let defaults = LogConfig::from_layers(&Layers::default()).unwrap();
     assert_eq!(defaults.log_path, None);
     assert_eq!(defaults.verbosity, Verbosity::Debug);
+}
+
+#[test]
+fn security_settings_layer_and_never_print_the_token() {
+    use crate::auth::TokenSource;
+    let yaml = "cluster0: mongodb://a\ncluster1: mongodb://b\napiTokenFile: /file/token\n";
+    let resolved = layered(&args(), yaml, &[("C2C_API_TOKEN", "from-env")]).unwrap();
+    // The environment's token wins over the file's path (a later layer).
+    assert!(
+        matches!(&resolved.config.security.api_token, TokenSource::Value(token) if token.expose() == "from-env")
+    );
+    let shown = format!("{:?}", resolved.config);
+    assert!(!shown.contains("from-env"), "{shown}");
+    // In one layer the file wins.
+    let resolved = layered(
+        &args(),
+        "",
+        &[("C2C_API_TOKEN", "x"), ("C2C_API_TOKEN_FILE", "/f")],
+    )
+    .unwrap();
+    assert_eq!(
+        resolved.config.security.api_token,
+        TokenSource::File(PathBuf::from("/f"))
+    );
+    assert!(!resolved.config.security.metrics_auth);
+    assert_eq!(resolved.config.security.tls, None);
+
+    let message = layered_error(&args(), "tlsCertFile: /c.pem\n", &[]);
+    assert!(
+        message.starts_with("invalid tlsCertFile from config file /etc/c2c.yaml: needs tlsKeyFile"),
+        "{message}"
+    );
+    let message = layered_error(&args(), "", &[("C2C_METRICS_AUTH", "maybe")]);
+    assert!(
+        message.starts_with("invalid metricsAuth from environment variable C2C_METRICS_AUTH"),
+        "{message}"
+    );
 }

@@ -49,6 +49,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         verbosity: Verbosity::Info,
         load_level: None,
         id: "coordinator".to_string(),
+        security: Default::default(),
     };
     let driver = engine_driver::connect(&config)
         .await

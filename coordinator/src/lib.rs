@@ -6,8 +6,10 @@
 //! - `state`: mongosync's states and allowed transitions; `coordinator` applies them;
 //! - `commit_readiness`: when `canCommit` is true, and why not;
 //! - `driver`: the boundary to the engine (`EngineDriver`); `testing`: a fake for tests;
+//! - `auth`: the API's bearer-token check (and `tls`: the API's TLS);
 //! - `cli`, `config` (+ `config_layers`), `logging` (+ `log_format`), `redact`, `server`:
-//!   the `c2c run` process;
+//!   the `c2c run` process; `telemetry`: OpenTelemetry trace export (`OTEL_*`), a
+//!   layer beside the logs;
 //! - `metrics`: `GET /metrics` (Prometheus text) for `c2c run`, coordinators and workers;
 //! - `grpc`: the gRPC API (`c2c.v1.Migration`, health, reflection) on the REST port;
 //! - `ctl`: `c2c ctl`, the gRPC command-line client; `verify_cmd`: `c2c verify`;
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod commit_readiness;
@@ -37,11 +40,13 @@ pub mod scaled;
 pub mod server;
 pub mod start_options;
 pub mod state;
+pub mod telemetry;
 pub mod testing;
+pub mod tls;
 pub mod verify_cmd;
 
 pub use api::router;
 pub use config::RunConfig;
 pub use coordinator::{Coordinator, CoordinatorSettings};
 pub use driver::{BoxFuture, EngineDriver};
-pub use server::{app, bind, serve, serve_coordinator};
+pub use server::{app, bind, serve, serve_coordinator, serve_coordinator_with, ApiSecurity};

@@ -10,7 +10,8 @@
 //! field (of the event or an enclosing span) or else derived from the event's target
 //! (see [`component_of`]); then the fields of the enclosing spans (outermost first) and
 //! of the event, and `message` last. String values longer than [`MAX_FIELD_CHARS`] are
-//! cut there (mongosync 1.7+ does the same).
+//! cut there (mongosync 1.7+ does the same). Fields named `otel.*` are instructions to
+//! the trace export (span name, kind, status) and are not written.
 
 use std::sync::Arc;
 
@@ -207,6 +208,7 @@ pub fn format_line(record: Record) -> String {
     for name in ["log.module_path", "log.file", "log.line"] {
         fields.remove(name);
     }
+    fields.0.retain(|(name, _)| !name.starts_with("otel."));
     let message = fields
         .remove("message")
         .unwrap_or_else(|| Value::String(String::new()));

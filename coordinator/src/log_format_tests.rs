@@ -82,6 +82,31 @@ fn a_line_has_mongosyncs_fields_in_mongosyncs_order() {
 }
 
 #[test]
+fn trace_export_fields_are_not_logged() {
+    let line = format_line(record(
+        Level::WARN,
+        "c2c_coordinator::cluster::fanout",
+        &[
+            ("otel.kind", Value::from("client")),
+            ("otel.name", Value::from("c2c.v1.Worker/Commit")),
+            ("rpc", Value::from("Commit")),
+            ("message", Value::from("worker call failed")),
+        ],
+    ));
+    assert_eq!(
+        keys_in_order(&line),
+        [
+            "level",
+            "time",
+            "mongosyncID",
+            "componentName",
+            "rpc",
+            "message"
+        ]
+    );
+}
+
+#[test]
 fn levels_are_lowercase() {
     for (level, name) in [
         (Level::TRACE, "trace"),

@@ -6,6 +6,9 @@
 //!
 //! `--verbosity` sets the lowest level written for c2c's own events; libraries' events
 //! (hyper, h2, the driver) are written from INFO up, and at every level with TRACE.
+//!
+//! When the `OTEL_*` variables ask for it, a second layer exports the spans as
+//! OpenTelemetry traces (see `telemetry`); the handle shuts it down (flushing) on drop.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -23,6 +26,7 @@ use tracing_subscriber::Layer;
 
 use crate::config::Verbosity;
 use crate::log_format::{JsonLayer, ProcessId};
+use crate::telemetry::{Role, Traces};
 
 pub const LOG_FILE_NAME: &str = "c2c.log";
 
@@ -160,11 +164,12 @@ pub fn filter(verbosity: Verbosity) -> Targets {
 }
 
 /// The installed logger. Keep it for the life of the process: dropping it stops the
-/// SIGUSR1 rotation task.
+/// SIGUSR1 rotation task and flushes the traces still buffered.
 pub struct Logging {
     sink: Arc<LogSink>,
     process_id: ProcessId,
     _rotation: Option<AbortOnDropHandle<()>>,
+    traces: Option<Traces>,
 }
 
 impl Logging {
@@ -182,14 +187,22 @@ impl Logging {
     pub fn rotate(&self) -> std::io::Result<Option<PathBuf>> {
         self.sink.rotate()
     }
+
+    /// Whether spans are exported (the `OTEL_*` variables asked for it).
+    pub fn traces_exported(&self) -> bool {
+        self.traces.is_some()
+    }
 }
 
 /// Installs the global subscriber writing JSON lines with `mongosyncID` `process_id`,
-/// and (inside a tokio runtime) the SIGUSR1 handler that rotates the file.
+/// the trace export if the environment asks for it (`role` and `process_id` name the
+/// process in the traces' resource), and (inside a tokio runtime) the SIGUSR1 handler
+/// that rotates the file.
 pub fn init(
     log_path: Option<&Path>,
     verbosity: Verbosity,
     process_id: &str,
+    role: Role,
 ) -> Result<Logging, LoggingError> {
     let (sink, rotated) = match log_path {
         None => (LogSink::stdout(), None),
@@ -199,20 +212,35 @@ pub fn init(
         })?,
     };
     let sink = Arc::new(sink);
+    let (traces, traces_problem) = match Traces::from_env(role, process_id) {
+        Ok(traces) => (traces, None),
+        Err(problem) => (None, Some(problem)),
+    };
     let process_id = ProcessId::new(process_id);
     let layer = JsonLayer::new(sink.clone(), process_id.clone()).with_filter(filter(verbosity));
     tracing_subscriber::registry()
         .with(layer)
+        .with(traces.as_ref().map(Traces::layer))
         .try_init()
         .map_err(|error| LoggingError::AlreadyInstalled(error.to_string()))?;
     if let Some(rotated) = rotated {
         tracing::info!(previous = %rotated.display(), "rotated the previous log file");
+    }
+    if let Some(traces) = &traces {
+        tracing::info!(endpoint = %traces.endpoint(), "exporting traces (OTLP over gRPC)");
+        for ignored in traces.ignored() {
+            tracing::warn!(variable = %ignored, "only OTLP over gRPC is supported; exporting over gRPC");
+        }
+    }
+    if let Some(problem) = traces_problem {
+        tracing::warn!(error = %problem, "traces are not exported");
     }
     let rotation = rotate_on_sigusr1(sink.clone());
     Ok(Logging {
         sink,
         process_id,
         _rotation: rotation,
+        traces,
     })
 }
 

@@ -8,7 +8,7 @@ use c2c_coordinator::cli::{Cli, Command, RunArgs};
 mod demo;
 mod process;
 use c2c_coordinator::config::ResolvedConfig;
-use c2c_coordinator::{bind, engine_driver, logging, serve};
+use c2c_coordinator::{bind, engine_driver, logging, serve, telemetry};
 use clap::Parser;
 use tracing::{error, info};
 
@@ -47,11 +47,12 @@ async fn main() -> ExitCode {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let resolved = ResolvedConfig::resolve(&args)?;
-    // Kept until the process ends: it owns the SIGUSR1 log-rotation task.
+    // Kept until the process ends: it owns the SIGUSR1 log-rotation task and the traces.
     let _logging = logging::init(
         resolved.config.log_path.as_deref(),
         resolved.config.verbosity,
         &resolved.config.id,
+        telemetry::Role::Run,
     )?;
     resolved.log();
     let config = resolved.config;

@@ -29,14 +29,42 @@ pub enum RestError {
     Malformed { addr: SocketAddr, reason: String },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RestClient {
     addr: SocketAddr,
+    /// The `Authorization` header sent with every request (a bearer token).
+    authorization: Option<String>,
+}
+
+impl std::fmt::Debug for RestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestClient")
+            .field("addr", &self.addr)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl RestClient {
     pub fn new(addr: SocketAddr) -> RestClient {
-        RestClient { addr }
+        RestClient {
+            addr,
+            authorization: None,
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn with_token(self, token: &str) -> RestClient {
+        self.with_authorization(Some(format!("Bearer {token}")))
+    }
+
+    /// Sends this `Authorization` header value (as received, when forwarding).
+    pub fn with_authorization(mut self, value: Option<String>) -> RestClient {
+        self.authorization = value;
+        self
     }
 
     pub async fn get(&self, path: &str) -> Result<(u16, Value), RestError> {
@@ -80,8 +108,14 @@ impl RestClient {
             .await
             .map_err(|source| RestError::Connect { addr, source })?;
         let body = body.unwrap_or_default();
+        // A header value with a line break would inject headers: never send one.
+        let authorization = self
+            .authorization
+            .as_deref()
+            .filter(|value| !value.contains(['\r', '\n']))
+            .map_or_else(String::new, |value| format!("Authorization: {value}\r\n"));
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         stream

@@ -2,7 +2,8 @@
 //! REST API, c2c's gRPC API and `/metrics` on the same port until the shutdown signal.
 //! One port speaks HTTP/1.1 (curl, mongosync's clients, Prometheus) and HTTP/2 (gRPC,
 //! h2c prior knowledge); axum routes `/c2c.v1.Migration/…`-style paths to gRPC,
-//! `/metrics` to `metrics` and the rest to REST.
+//! `/metrics` to `metrics` and the rest to REST. With an API token configured, one
+//! middleware layer (`auth`) in front of all three checks `Authorization: Bearer`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +19,8 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::api::router;
-use crate::config::RunConfig;
+use crate::auth::ApiAuth;
+use crate::config::{RunConfig, SecurityConfig};
 use crate::coordinator::{Coordinator, CoordinatorSettings};
 use crate::driver::EngineDriver;
 use crate::grpc::{grpc_routes, MigrationService, MIGRATION_SERVICE};
@@ -41,8 +43,33 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let security = ApiSecurity::load(&config.security).map_err(std::io::Error::other)?;
     let coordinator = Coordinator::new(CoordinatorSettings::from_config(config), driver);
-    serve_coordinator(coordinator, listener, shutdown).await
+    serve_coordinator_with(coordinator, listener, shutdown, security).await
+}
+
+/// The API's security, loaded at start from [`SecurityConfig`] (the token file read,
+/// the TLS certificate and key parsed).
+#[derive(Debug, Clone, Default)]
+pub struct ApiSecurity {
+    pub auth: ApiAuth,
+    /// Serve over TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl ApiSecurity {
+    pub fn load(config: &SecurityConfig) -> Result<ApiSecurity, String> {
+        let auth = ApiAuth::from_source(&config.api_token, config.metrics_auth)
+            .map_err(|reason| format!("apiTokenFile: {reason}"))?;
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => Some(
+                crate::tls::server_config(&files.cert, &files.key, None)
+                    .map_err(|reason| format!("tlsCertFile/tlsKeyFile: {reason}"))?,
+            ),
+        };
+        Ok(ApiSecurity { auth, tls })
+    }
 }
 
 /// REST and gRPC over one router: `stopping` is cancelled when the server stops, which
@@ -66,13 +93,24 @@ pub async fn serve_coordinator(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_coordinator_with(coordinator, listener, shutdown, ApiSecurity::default()).await
+}
+
+/// `serve_coordinator` with the API's token check (and TLS) of `security`.
+pub async fn serve_coordinator_with(
+    coordinator: Arc<Coordinator>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    security: ApiSecurity,
+) -> std::io::Result<()> {
     let initializer = tokio::spawn({
         let coordinator = Arc::clone(&coordinator);
         async move { coordinator.initialize().await }
     });
     let stopping = CancellationToken::new();
     let (app, health) = app(coordinator, stopping.clone()).await;
-    info!(address = %listener.local_addr()?, "REST and gRPC API listening");
+    let app = security.auth.protect(app);
+    info!(address = %listener.local_addr()?, token = security.auth.is_enabled(), tls = security.tls.is_some(), "REST and gRPC API listening");
     let signal = tokio::spawn({
         let stopping = stopping.clone();
         async move {
@@ -87,7 +125,7 @@ pub async fn serve_coordinator(
             stopping.cancel();
         }
     });
-    let served = serve_app(listener, app, stopping).await;
+    let served = serve_app_with(listener, app, stopping, security.tls).await;
     signal.abort();
     initializer.abort();
     served
@@ -100,12 +138,42 @@ pub async fn serve_app(
     app: Router,
     stopping: CancellationToken,
 ) -> std::io::Result<()> {
-    // gRPC answers faster without Nagle's delay on small frames.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            warn!(%error, "cannot set TCP_NODELAY");
+    serve_app_with(listener, app, stopping, None).await
+}
+
+/// `serve_app`, over TLS when `tls` is given.
+pub async fn serve_app_with(
+    listener: TcpListener,
+    app: Router,
+    stopping: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
+    match tls {
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            serve_until(listener, app, stopping).await
         }
-    });
+        None => {
+            // gRPC answers faster without Nagle's delay on small frames.
+            let listener = listener.tap_io(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    warn!(%error, "cannot set TCP_NODELAY");
+                }
+            });
+            serve_until(listener, app, stopping).await
+        }
+    }
+}
+
+async fn serve_until<L>(
+    listener: L,
+    app: Router,
+    stopping: CancellationToken,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let signal = stopping.clone().cancelled_owned();
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     tokio::select! {

@@ -174,6 +174,21 @@ impl WorkerService {
         self.lease.is_valid()
     }
 
+    /// Stops the share at a checkpoint and holds it until assigned or resumed
+    /// (`Pause`, `Reverse`).
+    async fn hold(&self, fence: Fence) -> Result<Response<WorkerAck>, Status> {
+        let mut current = self.admit(fence).await?;
+        if let Some(share) = current.share.clone() {
+            share.stop().await;
+        }
+        if let Some(spec) = current.spec.as_mut() {
+            spec.run = false;
+        }
+        Ok(Response::new(WorkerAck {
+            worker_id: self.settings.id.clone(),
+        }))
+    }
+
     async fn admit(&self, fence: Fence) -> Result<tokio::sync::MutexGuard<'_, Current>, Status> {
         let mut current = self.current.lock().await;
         current.fence.admit(fence).map_err(refused)?;
@@ -194,12 +209,28 @@ impl std::ops::Deref for WorkerEndpoint {
 
 type ReportStream = Pin<Box<dyn Stream<Item = Result<WorkerReport, Status>> + Send>>;
 
+/// The server span of one `c2c.v1.Worker` call: in traces the child of the leader's
+/// client span that the call's metadata names (W3C `traceparent`).
+macro_rules! server_span {
+    ($name:literal, $method:literal, $metadata:expr, $fence:expr) => {{
+        let span = tracing::info_span!(
+            $name,
+            otel.kind = "server",
+            otel.name = concat!("c2c.v1.Worker/", $method),
+            term = $fence.term,
+            epoch = $fence.epoch
+        );
+        c2c_api::trace_context::set_parent_from_metadata(&span, $metadata);
+        span
+    }};
+}
+
 #[tonic::async_trait]
 impl Worker for WorkerEndpoint {
     async fn assign(&self, request: Request<AssignRequest>) -> Result<Response<WorkerAck>, Status> {
-        let assign = request.into_inner();
+        let (metadata, _, assign) = request.into_parts();
         let fence = Fence::from(assign.fence.as_ref());
-        let span = tracing::info_span!("worker.assign", term = fence.term, epoch = fence.epoch);
+        let span = server_span!("worker.assign", "Assign", &metadata, fence);
         async {
             self.check_lease()?;
             let start = convert::start_request(&assign).map_err(Status::invalid_argument)?;
@@ -231,26 +262,13 @@ impl Worker for WorkerEndpoint {
 
     async fn pause(&self, request: Request<WorkerCommand>) -> Result<Response<WorkerAck>, Status> {
         let fence = Fence::from(request.get_ref().fence.as_ref());
-        let span = tracing::info_span!("worker.pause", term = fence.term, epoch = fence.epoch);
-        async {
-            let mut current = self.admit(fence).await?;
-            if let Some(share) = current.share.clone() {
-                share.stop().await;
-            }
-            if let Some(spec) = current.spec.as_mut() {
-                spec.run = false;
-            }
-            Ok(Response::new(WorkerAck {
-                worker_id: self.settings.id.clone(),
-            }))
-        }
-        .instrument(span)
-        .await
+        let span = server_span!("worker.pause", "Pause", request.metadata(), fence);
+        self.hold(fence).instrument(span).await
     }
 
     async fn resume(&self, request: Request<WorkerCommand>) -> Result<Response<WorkerAck>, Status> {
         let fence = Fence::from(request.get_ref().fence.as_ref());
-        let span = tracing::info_span!("worker.resume", term = fence.term, epoch = fence.epoch);
+        let span = server_span!("worker.resume", "Resume", request.metadata(), fence);
         async {
             self.check_lease()?;
             let mut current = self.admit(fence).await?;
@@ -268,9 +286,9 @@ impl Worker for WorkerEndpoint {
     }
 
     async fn commit(&self, request: Request<CommitCommand>) -> Result<Response<CommitAck>, Status> {
-        let command = request.into_inner();
+        let (metadata, _, command) = request.into_parts();
         let fence = Fence::from(command.fence.as_ref());
-        let span = tracing::info_span!("worker.commit", term = fence.term, epoch = fence.epoch);
+        let span = server_span!("worker.commit", "Commit", &metadata, fence);
         async {
             self.check_lease()?;
             let tc = convert::timestamp(command.commit_point.as_ref(), "commit_point")
@@ -299,8 +317,10 @@ impl Worker for WorkerEndpoint {
         &self,
         request: Request<WorkerCommand>,
     ) -> Result<Response<WorkerAck>, Status> {
+        let fence = Fence::from(request.get_ref().fence.as_ref());
+        let span = server_span!("worker.reverse", "Reverse", request.metadata(), fence);
         // The roles swap: stop everything; the leader's next Assign runs the other way.
-        self.pause(request).await
+        self.hold(fence).instrument(span).await
     }
 
     type WatchProgressStream = ReportStream;
@@ -313,6 +333,16 @@ impl Worker for WorkerEndpoint {
             0 => DEFAULT_REPORT_INTERVAL,
             ms => Duration::from_millis(u64::from(ms)).max(MIN_REPORT_INTERVAL),
         };
+        // The span covers opening the stream, not the reports that follow for as long
+        // as the leader listens.
+        let span = tracing::info_span!(
+            "worker.watch_progress",
+            otel.kind = "server",
+            otel.name = "c2c.v1.Worker/WatchProgress",
+            interval_ms = interval.as_millis() as u64
+        );
+        c2c_api::trace_context::set_parent_from_metadata(&span, request.metadata());
+        span.in_scope(|| tracing::debug!("progress stream opened"));
         let service = self.0.clone();
         let stream = futures::stream::unfold(true, move |first| {
             let service = service.clone();

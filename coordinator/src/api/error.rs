@@ -50,6 +50,10 @@ pub enum ApiError {
     /// 422: the source holds something c2c cannot sync (time-series collections, …).
     #[error("{0}")]
     Unsupported(String),
+    /// 401: the API requires a bearer token (`--apiToken`) and the request has none,
+    /// or a wrong one.
+    #[error("{0}")]
+    Unauthorized(String),
     /// 404: no such endpoint.
     #[error("{0}")]
     NotFound(String),
@@ -82,6 +86,7 @@ impl ApiError {
         "ReverseNotAllowed",
         "Refused",
         "Unsupported",
+        "Unauthorized",
         "NotFound",
         "MethodNotAllowed",
         "RequestTooLarge",
@@ -102,6 +107,7 @@ impl ApiError {
             ApiError::ReverseNotAllowed(_) => "ReverseNotAllowed",
             ApiError::Refused(_) => "Refused",
             ApiError::Unsupported(_) => "Unsupported",
+            ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::NotFound(_) => "NotFound",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::RequestTooLarge(_) => "RequestTooLarge",
@@ -123,6 +129,7 @@ impl ApiError {
             | ApiError::ReverseNotAllowed(_)
             | ApiError::Refused(_) => StatusCode::CONFLICT,
             ApiError::Unsupported(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -42,11 +42,24 @@ pub fn router(coordinator: Arc<Coordinator>) -> Router {
         .with_state(coordinator)
 }
 
-/// One span per API call, so engine logs caused by a call carry its method and path.
+/// One span per API call, so engine logs caused by a call carry its method and path. In
+/// traces it is the server span (a `traceparent` header makes it continue the caller's
+/// trace), the parent of everything the call does, the commit steps included.
 async fn trace_request(request: Request, next: Next) -> Response {
-    let span = tracing::info_span!("api", method = %request.method(), path = %request.uri().path());
+    let span = tracing::info_span!(
+        "api",
+        otel.kind = "server",
+        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        otel.status_code = tracing::field::Empty,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    c2c_api::trace_context::set_parent_from_headers(&span, request.headers());
     async move {
         let response = next.run(request).await;
+        if response.status().is_server_error() {
+            tracing::Span::current().record("otel.status_code", "ERROR");
+        }
         // /progress is polled every few seconds; logging each poll would drown the rest.
         if response.status().is_success() {
             tracing::debug!(status = response.status().as_u16(), "answered");

@@ -1,5 +1,6 @@
-//! Fan-out: one call per worker, concurrently, each under its own deadline and span,
-//! every outcome kept; the caller applies its policy to the failures in a separate step.
+//! Fan-out: one call per worker, concurrently, each under its own deadline and client
+//! span (whose trace context the call carries to the worker), every outcome kept; the
+//! caller applies its policy to the failures in a separate step.
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,7 +35,15 @@ where
     let mut calls: FuturesUnordered<_> = workers
         .into_iter()
         .map(|worker| {
-            let span = tracing::info_span!("worker_rpc", rpc = what, worker = %worker);
+            // The client span: its trace context travels in the call's metadata.
+            let span = tracing::info_span!(
+                "worker_rpc",
+                otel.kind = "client",
+                otel.name = format!("c2c.v1.Worker/{what}"),
+                otel.status_code = tracing::field::Empty,
+                rpc = what,
+                worker = %worker
+            );
             let future = call(worker.clone());
             async move {
                 let outcome = match tokio::time::timeout(deadline, future).await {
@@ -42,6 +51,7 @@ where
                     Err(_) => Err(CallError::Timeout(deadline)),
                 };
                 if let Err(error) = &outcome {
+                    tracing::Span::current().record("otel.status_code", "ERROR");
                     tracing::warn!(error = %error, "worker call failed");
                 }
                 (worker, outcome)

@@ -1,19 +1,27 @@
 //! The leader's view of the workers: a gRPC client per worker (every call with its own
-//! deadline) and the newest report each streams (`WatchProgress`), kept by one owned
-//! task per worker that reconnects with backoff until the worker leaves.
+//! deadline, and the caller's trace context in its metadata) and the newest report each
+//! streams (`WatchProgress`), kept by one owned task per worker that reconnects with
+//! backoff until the worker leaves.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use c2c_api::trace_context::TraceContext;
 use c2c_api::v1::worker_client::WorkerClient;
 use c2c_api::v1::{WatchWorkerRequest, WorkerReport};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 
 use super::timing::{REPORT_INTERVAL, WATCH_RETRY, WORKER_CONNECT_TIMEOUT};
+
+/// A client of one worker's `c2c.v1.Worker`: each call carries the W3C trace context of
+/// the span it is made in, so the worker's server span continues the leader's trace.
+pub type WorkerRpcClient = WorkerClient<InterceptedService<Channel, TraceContext>>;
 
 /// A registered worker (its lease is alive).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,7 +40,7 @@ pub struct Seen {
 
 struct Connection {
     address: String,
-    client: WorkerClient<Channel>,
+    client: WorkerRpcClient,
     watcher: JoinHandle<()>,
 }
 
@@ -72,7 +80,7 @@ impl WorkerPool {
                 tracing::warn!(worker = %worker.id, address = %worker.address, "unusable worker address");
                 continue;
             };
-            let client = WorkerClient::new(channel);
+            let client = WorkerClient::with_interceptor(channel, TraceContext);
             let watcher = tokio::spawn(watch_reports(
                 worker.id.clone(),
                 client.clone(),
@@ -89,7 +97,7 @@ impl WorkerPool {
         }
     }
 
-    pub fn client(&self, worker: &str) -> Option<WorkerClient<Channel>> {
+    pub fn client(&self, worker: &str) -> Option<WorkerRpcClient> {
         self.connections
             .lock()
             .get(worker)
@@ -118,14 +126,22 @@ impl Drop for WorkerPool {
 
 async fn watch_reports(
     worker: String,
-    mut client: WorkerClient<Channel>,
+    mut client: WorkerRpcClient,
     reports: Arc<Mutex<BTreeMap<String, Seen>>>,
 ) {
     loop {
         let request = WatchWorkerRequest {
             interval_ms: REPORT_INTERVAL.as_millis() as u32,
         };
-        match client.watch_progress(request).await {
+        // The span covers opening the stream, not the reports that follow.
+        let span = tracing::info_span!(
+            "worker_rpc",
+            otel.kind = "client",
+            otel.name = "c2c.v1.Worker/WatchProgress",
+            rpc = "WatchProgress",
+            worker = %worker
+        );
+        match client.watch_progress(request).instrument(span).await {
             Ok(response) => {
                 let mut stream = response.into_inner();
                 while let Some(Ok(report)) = stream.next().await {

@@ -14,6 +14,8 @@ use c2c_api::v1::{
     ReverseRequest, StartRequest,
 };
 use clap::{Args, Subcommand};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
@@ -30,6 +32,14 @@ pub struct CtlArgs {
     /// Address of c2c's API (REST and gRPC share the port).
     #[arg(long, global = true, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
     pub addr: String,
+    /// The API token (`--apiToken` of the server) [default: $C2C_API_TOKEN]; prefer
+    /// the variable, flags are visible in `ps`.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// PEM CA certificate that signed the server's TLS certificate; needed for an
+    /// `https://HOST:PORT` --addr (a server started with --tlsCertFile).
+    #[arg(long = "caFile", alias = "ca-file", global = true, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -126,9 +136,49 @@ impl CtlError {
     }
 }
 
+/// The gRPC client `c2c ctl` uses: every call carries the bearer token, if any.
+pub type CtlClient = MigrationClient<InterceptedService<Channel, BearerToken>>;
+
+/// Adds `authorization: Bearer <token>` to every call (nothing without a token).
+#[derive(Clone, Default)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl BearerToken {
+    pub fn new(token: Option<&str>) -> Result<BearerToken, CtlError> {
+        let Some(token) = token else {
+            return Ok(BearerToken(None));
+        };
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| CtlError::Usage("the API token must be printable ASCII".into()))?;
+        Ok(BearerToken(Some(value)))
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// `--token`, else a non-empty `C2C_API_TOKEN` (the variable the server reads too).
+fn token(args: &CtlArgs) -> Option<String> {
+    args.token.clone().or_else(|| {
+        std::env::var("C2C_API_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty())
+    })
+}
+
 /// Runs one `c2c ctl` command, printing its result to stdout.
 pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
-    let mut client = connect(&args.addr).await?;
+    let token = token(&args);
+    let mut client = connect_with(&args.addr, token.as_deref(), args.ca_file.as_deref()).await?;
     match args.command {
         CtlCommand::Start(start) => {
             let request = start_request(&start)?;
@@ -172,7 +222,22 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
 
 /// A client on `addr` (`HOST:PORT`, or a full `http://` URL), connected eagerly so an
 /// unreachable server is reported as such rather than as the first call's failure.
-pub async fn connect(addr: &str) -> Result<MigrationClient<Channel>, CtlError> {
+pub async fn connect(addr: &str) -> Result<CtlClient, CtlError> {
+    connect_with_token(addr, None).await
+}
+
+/// `connect`, sending `token` as `Authorization: Bearer` with every call.
+pub async fn connect_with_token(addr: &str, token: Option<&str>) -> Result<CtlClient, CtlError> {
+    connect_with(addr, token, None).await
+}
+
+/// `connect_with_token`, over TLS verified with the CA of `ca_file` for an `https://` address.
+pub async fn connect_with(
+    addr: &str,
+    token: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<CtlClient, CtlError> {
+    let interceptor = BearerToken::new(token)?;
     let url = if addr.contains("://") {
         addr.to_string()
     } else {
@@ -182,15 +247,42 @@ pub async fn connect(addr: &str) -> Result<MigrationClient<Channel>, CtlError> {
         addr: addr.to_string(),
         reason,
     };
-    let endpoint = Endpoint::from_shared(url)
+    let tls = url.starts_with("https://");
+    let mut endpoint = Endpoint::from_shared(url)
         .map_err(|error| failed(error.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT);
+    match (tls, ca_file) {
+        (true, Some(ca_file)) => {
+            let pem = std::fs::read(ca_file).map_err(|error| {
+                CtlError::Usage(format!(
+                    "cannot read --caFile {}: {error}",
+                    ca_file.display()
+                ))
+            })?;
+            let config = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|error| failed(transport_reason(&error)))?;
+        }
+        (true, None) => {
+            return Err(CtlError::Usage(
+                "an https:// --addr needs --caFile (the CA of the server's certificate)".into(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(CtlError::Usage(
+                "--caFile needs an https://HOST:PORT --addr".into(),
+            ))
+        }
+        (false, None) => {}
+    }
     // The outer timeout also bounds the HTTP/2 handshake, which connect_timeout does not.
     let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
         .await
         .map_err(|_| failed(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|error| failed(transport_reason(&error)))?;
-    Ok(MigrationClient::new(channel))
+    Ok(MigrationClient::with_interceptor(channel, interceptor))
 }
 
 /// The innermost cause ("Connection refused") is what the user needs; tonic's
@@ -220,13 +312,13 @@ async fn unary<T>(
         .map_err(|status| CtlError::from_status(call, status))
 }
 
-async fn progress(client: &mut MigrationClient<Channel>) -> Result<ProgressReply, CtlError> {
+async fn progress(client: &mut CtlClient) -> Result<ProgressReply, CtlError> {
     unary("Progress", client.progress(ProgressRequest {})).await
 }
 
 /// Confirms an accepted call with the state it led to; the call itself succeeded, so
 /// a failing follow-up only loses the state.
-async fn print_accepted(client: &mut MigrationClient<Channel>, call: &str) {
+async fn print_accepted(client: &mut CtlClient, call: &str) {
     match progress(client).await {
         Ok(reply) => println!("{call}: accepted; state {}", reply.state),
         Err(_) => println!("{call}: accepted"),

@@ -5,16 +5,14 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use c2c_api::v1::migration_client::MigrationClient;
 use c2c_api::v1::{ProgressReply, WatchProgressRequest};
-use tonic::transport::Channel;
 
 use super::render::{overall_line, worker_line};
-use super::{unary, CtlError, CALL_TIMEOUT};
+use super::{unary, CtlClient, CtlError, CALL_TIMEOUT};
 
 const BAR_WIDTH: usize = 24;
 
-pub async fn run(client: &mut MigrationClient<Channel>, interval_ms: u32) -> Result<(), CtlError> {
+pub async fn run(client: &mut CtlClient, interval_ms: u32) -> Result<(), CtlError> {
     let mut stream = unary(
         "WatchProgress",
         client.watch_progress(WatchProgressRequest { interval_ms }),

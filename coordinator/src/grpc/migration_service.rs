@@ -15,7 +15,8 @@ use c2c_api::v1::{
 use futures::{Stream, StreamExt};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status};
 use tracing::{debug, info_span, Instrument};
 
 use super::convert::{progress_reply, start_body};
@@ -102,22 +103,48 @@ impl MigrationService {
     }
 }
 
-/// Runs one RPC in its span, logging the outcome as the REST layer does.
+/// Runs one RPC in its span, logging the outcome as the REST layer does. In traces the
+/// span is the call's server span; a `traceparent` in `metadata` makes it continue the
+/// caller's trace.
 async fn traced<T>(
     rpc: &'static str,
+    metadata: &MetadataMap,
     call: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<Response<T>, Status> {
+    let span = server_span(rpc, metadata);
     async move {
         match call.await {
             Ok(reply) => {
                 debug!("answered");
                 Ok(Response::new(reply))
             }
-            Err(error) => Err(api_status(error)),
+            Err(error) => {
+                let status = api_status(error);
+                if matches!(
+                    status.code(),
+                    Code::Internal | Code::Unknown | Code::Unavailable | Code::DataLoss
+                ) {
+                    tracing::Span::current().record("otel.status_code", "ERROR");
+                }
+                Err(status)
+            }
         }
     }
-    .instrument(info_span!("grpc", rpc))
+    .instrument(span)
     .await
+}
+
+/// The span of one `c2c.v1.Migration` call, parented by the caller's trace context.
+fn server_span(rpc: &'static str, metadata: &MetadataMap) -> tracing::Span {
+    let span = info_span!(
+        "grpc",
+        otel.kind = "server",
+        otel.name = %format_args!("c2c.v1.Migration/{rpc}"),
+        otel.status_code = tracing::field::Empty,
+        rpc
+    );
+    c2c_api::trace_context::set_parent_from_metadata(&span, metadata);
+    span
 }
 
 fn operation(result: Result<(), CoordinatorError>) -> Result<OperationReply, ApiError> {
@@ -140,7 +167,7 @@ impl Migration for MigrationService {
         request: Request<StartRequest>,
     ) -> Result<Response<StartResponse>, Status> {
         let body = start_body(request.get_ref());
-        traced("Start", async {
+        traced("Start", request.metadata(), async {
             let start = validate_start(&body, self.coordinator.settings().load_level)?;
             self.coordinator.start(start).await?;
             Ok(StartResponse {})
@@ -150,9 +177,12 @@ impl Migration for MigrationService {
 
     async fn progress(
         &self,
-        _request: Request<ProgressRequest>,
+        request: Request<ProgressRequest>,
     ) -> Result<Response<ProgressReply>, Status> {
-        traced("Progress", async { Ok(self.progress_now()) }).await
+        traced("Progress", request.metadata(), async {
+            Ok(self.progress_now())
+        })
+        .await
     }
 
     type WatchProgressStream = ProgressStream;
@@ -164,9 +194,12 @@ impl Migration for MigrationService {
         let interval = watch_interval(request.get_ref().interval_ms);
         let span = info_span!(
             "grpc",
+            otel.kind = "server",
+            otel.name = "c2c.v1.Migration/WatchProgress",
             rpc = "WatchProgress",
             interval_ms = interval.as_millis() as u64
         );
+        c2c_api::trace_context::set_parent_from_metadata(&span, request.metadata());
         span.in_scope(|| debug!("progress stream opened"));
         let mut ticker = tokio::time::interval(interval);
         // A slow client gets the latest document late rather than a burst of old ones.
@@ -188,16 +221,19 @@ impl Migration for MigrationService {
 
     async fn pause(
         &self,
-        _request: Request<PauseRequest>,
+        request: Request<PauseRequest>,
     ) -> Result<Response<OperationReply>, Status> {
-        traced("Pause", async { operation(self.coordinator.pause().await) }).await
+        traced("Pause", request.metadata(), async {
+            operation(self.coordinator.pause().await)
+        })
+        .await
     }
 
     async fn resume(
         &self,
-        _request: Request<ResumeRequest>,
+        request: Request<ResumeRequest>,
     ) -> Result<Response<OperationReply>, Status> {
-        traced("Resume", async {
+        traced("Resume", request.metadata(), async {
             operation(self.coordinator.resume().await)
         })
         .await
@@ -205,9 +241,9 @@ impl Migration for MigrationService {
 
     async fn commit(
         &self,
-        _request: Request<CommitRequest>,
+        request: Request<CommitRequest>,
     ) -> Result<Response<OperationReply>, Status> {
-        traced("Commit", async {
+        traced("Commit", request.metadata(), async {
             operation(self.coordinator.commit().await)
         })
         .await
@@ -215,9 +251,9 @@ impl Migration for MigrationService {
 
     async fn reverse(
         &self,
-        _request: Request<ReverseRequest>,
+        request: Request<ReverseRequest>,
     ) -> Result<Response<OperationReply>, Status> {
-        traced("Reverse", async {
+        traced("Reverse", request.metadata(), async {
             operation(self.coordinator.reverse().await)
         })
         .await
@@ -225,9 +261,12 @@ impl Migration for MigrationService {
 
     async fn list_workers(
         &self,
-        _request: Request<ListWorkersRequest>,
+        request: Request<ListWorkersRequest>,
     ) -> Result<Response<ListWorkersReply>, Status> {
-        traced("ListWorkers", async { Ok(self.workers.list()) }).await
+        traced("ListWorkers", request.metadata(), async {
+            Ok(self.workers.list())
+        })
+        .await
     }
 }
 

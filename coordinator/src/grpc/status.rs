@@ -19,6 +19,7 @@ pub fn code_for(error: &ApiError) -> Code {
         409 => Code::FailedPrecondition,
         422 => Code::Unimplemented,
         404 => Code::NotFound,
+        401 => Code::Unauthenticated,
         413 => Code::ResourceExhausted,
         503 => Code::Unavailable,
         status if status >= 500 => Code::Internal,

@@ -15,7 +15,8 @@ use c2c_coordinator::scaled::health;
 use c2c_coordinator::scaled::leader::{Leader, LeaderSetup};
 use c2c_coordinator::scaled::role::{LeaderInfo, Role, RoleRouter};
 use c2c_coordinator::server::serve_app;
-use c2c_coordinator::{bind, engine_driver, logging, RunConfig};
+use c2c_coordinator::telemetry::Role as TraceRole;
+use c2c_coordinator::{bind, engine_driver, logging, ApiSecurity, RunConfig};
 use c2c_membership::{CandidateInfo, Election, EtcdElection, FencedStore, MigrationId};
 use tokio::sync::watch;
 use tonic_health::server::HealthReporter;
@@ -30,8 +31,6 @@ pub async fn run(
         bail!("--workers sets `c2c run`'s in-process workers; a scaled-out migration's workers are `c2c worker` processes");
     }
     let mut config = RunConfig::resolve(&args.run)?;
-    // Kept until the process ends: it owns the SIGUSR1 log-rotation task.
-    let logs = logging::init(config.log_path.as_deref(), config.verbosity, &config.id)?;
     let listener = bind(&config).await.with_context(|| {
         format!(
             "cannot listen on {}:{} (--bind/--port)",
@@ -41,9 +40,21 @@ pub async fn run(
     let bound = listener.local_addr()?;
     if args.run.id.is_none() && config.id == DEFAULT_ID {
         config.id = format!("{}-{}", super::hostname(), bound.port());
-        logs.set_process_id(&config.id);
     }
+    // Started once the id is known (the traces' resource names the process by it).
+    // Kept until the process ends: it owns the SIGUSR1 log-rotation task and the traces.
+    let _logging = logging::init(
+        config.log_path.as_deref(),
+        config.verbosity,
+        &config.id,
+        TraceRole::Coordinator,
+    )?;
     let advertised = super::advertise(args.etcd.advertise.clone(), bound)?;
+    if config.security.tls.is_some() {
+        // Followers forward the API to the leader in clear (HTTP/1.1 and h2c) today.
+        bail!("--tlsCertFile/--tlsKeyFile serve `c2c run`'s API over TLS; `c2c coordinator` does not support them yet (terminate TLS in front of the coordinators)");
+    }
+    let security = ApiSecurity::load(&config.security).map_err(anyhow::Error::msg)?;
     let engine = engine_driver::engine_config(&config.id)?;
     let migration = MigrationId::new(&args.etcd.migration_id)
         .map_err(|error| anyhow::anyhow!("--migration-id: {error}"))?;
@@ -56,7 +67,9 @@ pub async fn run(
     let (grpc, reporter) = grpc_routes_with(router.clone(), Router::new(), &[health::LEADER]).await;
     // `/metrics` is this process's own (never forwarded): a follower reports `c2c_leader 0`.
     let metrics = CoordinatorMetrics::new(&config.id);
-    let app = grpc.merge(metrics.router()).merge(router.rest_router());
+    let app = security
+        .auth
+        .protect(grpc.merge(metrics.router()).merge(router.rest_router()));
     let health_task = tokio::spawn(follow_role(role_rx.clone(), reporter.clone()));
     let server = tokio::spawn(serve_app(listener, app, stopping.clone()));
     info!(address = %bound, "REST and gRPC API listening (following until elected)");

@@ -8,12 +8,12 @@ use std::time::Duration;
 use anyhow::Context;
 use c2c_coordinator::cli::WorkerArgs;
 use c2c_coordinator::config::LogConfig;
-use c2c_coordinator::logging;
 use c2c_coordinator::metrics::roles::worker_router;
 use c2c_coordinator::scaled::health;
 use c2c_coordinator::scaled::leader::PublishedClusters;
 use c2c_coordinator::scaled::worker_node::{worker_routes, RegistrationLease};
 use c2c_coordinator::server::serve_app;
+use c2c_coordinator::{logging, telemetry};
 use c2c_engine::connect::client_for;
 use c2c_engine::migration::EngineConfig;
 use c2c_engine::options::LoadLevel;
@@ -37,8 +37,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let logs = LogConfig::for_worker(&args)?;
-    // Kept until the process ends: it owns the SIGUSR1 log-rotation task.
-    let _logging = logging::init(logs.log_path.as_deref(), logs.verbosity, &args.id)?;
+    // Kept until the process ends: it owns the SIGUSR1 log-rotation task and the traces.
+    let _logging = logging::init(
+        logs.log_path.as_deref(),
+        logs.verbosity,
+        &args.id,
+        telemetry::Role::Worker,
+    )?;
     let load_level = match args.load_level {
         Some(level) => Some(
             LoadLevel::new(level)

@@ -60,6 +60,12 @@ impl Forwarder {
 
     async fn try_rest(&self, leader: &str, request: Request) -> Result<Response, ApiError> {
         let method = request.method().as_str().to_string();
+        // The caller's credentials go along: the leader checks them itself.
+        let authorization = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
         let path = request.uri().path_and_query().map_or_else(
             || request.uri().path().to_string(),
             |p| p.as_str().to_string(),
@@ -78,6 +84,7 @@ impl Forwarder {
             .next()
             .ok_or_else(|| unavailable(leader, "the address resolves to nothing"))?;
         let (status, mut value) = RestClient::new(address)
+            .with_authorization(authorization)
             .send(&method, &path, body)
             .await
             .map_err(|error| unavailable(leader, error))?;

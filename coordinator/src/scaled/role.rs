@@ -17,6 +17,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::watch;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use super::forward::{forward_failed, no_leader, Forwarder};
 use crate::grpc::{api_status, MigrationService};
@@ -114,12 +115,24 @@ async fn rest(State(router): State<RoleRouter>, request: Request) -> Response {
             Err(never) => match never {},
         };
     }
-    match router.target() {
-        Target::Forward(leader) => router.forwarder.rest(&leader, request).await,
-        Target::Nobody(reason) => no_leader(&reason),
-        // The role changed between the two reads: answer as the leader next time.
-        Target::Local(_) => no_leader("this coordinator has just become the leader"),
-    }
+    // The follower's own span of the call (the leader's API layer makes its own).
+    let span = tracing::info_span!(
+        "api",
+        otel.kind = "server",
+        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    c2c_api::trace_context::set_parent_from_headers(&span, request.headers());
+    let answer = async move {
+        match router.target() {
+            Target::Forward(leader) => router.forwarder.rest(&leader, request).await,
+            Target::Nobody(reason) => no_leader(&reason),
+            // The role changed between the two reads: answer as the leader next time.
+            Target::Local(_) => no_leader("this coordinator has just become the leader"),
+        }
+    };
+    answer.instrument(span).await
 }
 
 /// One unary call: answered here when leading, else forwarded to the leader.

@@ -207,6 +207,7 @@ impl Harness {
             verbosity: Verbosity::Info,
             load_level: None,
             id: "coordinator".to_string(),
+            security: Default::default(),
         }
     }
 

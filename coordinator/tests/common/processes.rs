@@ -99,6 +99,8 @@ pub struct Deployment {
     pub destination: Cluster,
     pub coordinators: Vec<Child>,
     pub workers: Vec<Child>,
+    /// Variables every child gets (besides its own).
+    env: Vec<(String, String)>,
     dir: PathBuf,
     passed: bool,
 }
@@ -108,6 +110,16 @@ impl Deployment {
     /// workers read the cluster URIs the leader publishes). `partition_bytes` sizes the
     /// copy partitions (`C2C_PARTITION_TARGET_BYTES`).
     pub async fn start(coordinators: usize, workers: usize, partition_bytes: u64) -> Deployment {
+        Deployment::start_with_env(coordinators, workers, partition_bytes, Vec::new()).await
+    }
+
+    /// As [`Deployment::start`], with `env` in every child's environment.
+    pub async fn start_with_env(
+        coordinators: usize,
+        workers: usize,
+        partition_bytes: u64,
+        env: Vec<(String, String)>,
+    ) -> Deployment {
         let etcd = EtcdServer::start().await;
         let source = Cluster::start("C2C_TEST_SOURCE_URI", fast()).await;
         let destination = Cluster::start("C2C_TEST_DESTINATION_URI", fast()).await;
@@ -123,6 +135,7 @@ impl Deployment {
             destination,
             coordinators: Vec::new(),
             workers: Vec::new(),
+            env,
             dir,
             passed: false,
         };
@@ -169,10 +182,13 @@ impl Deployment {
             id: id.into(),
             port,
             args,
-            envs: vec![(
-                "C2C_PARTITION_TARGET_BYTES".into(),
+            envs: [(
+                "C2C_PARTITION_TARGET_BYTES".to_string(),
                 partition_bytes.to_string(),
-            )],
+            )]
+            .into_iter()
+            .chain(self.env.iter().cloned())
+            .collect(),
             log: self.dir.join(format!("{id}.log")),
             process: None,
         };
@@ -199,7 +215,7 @@ impl Deployment {
             id: id.into(),
             port,
             args,
-            envs: Vec::new(),
+            envs: self.env.clone(),
             log: self.dir.join(format!("{id}.log")),
             process: None,
         };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use c2c_api::v1::migration_client::MigrationClient;
 use c2c_coordinator::state::State;
 use c2c_coordinator::testing::FakeDriver;
-use c2c_coordinator::{serve_coordinator, Coordinator, CoordinatorSettings};
+use c2c_coordinator::{serve_coordinator_with, ApiSecurity, Coordinator, CoordinatorSettings};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -34,17 +34,23 @@ pub fn settings() -> CoordinatorSettings {
 
 /// Serves a fresh coordinator and waits until it is IDLE.
 pub async fn serve() -> Server {
+    serve_with(ApiSecurity::default()).await
+}
+
+/// `serve` with an API token (and TLS) as `security` says.
+pub async fn serve_with(security: ApiSecurity) -> Server {
     let driver = FakeDriver::new();
     let coordinator = Coordinator::new(settings(), driver.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_coordinator(
+    let task = tokio::spawn(serve_coordinator_with(
         Arc::clone(&coordinator),
         listener,
         async {
             let _ = stopped.await;
         },
+        security,
     ));
     for _ in 0..500 {
         if coordinator.state() == State::Idle {

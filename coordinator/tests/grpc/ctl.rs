@@ -8,11 +8,20 @@ use std::time::Duration;
 use c2c_engine::progress::Phase;
 use serde_json::Value;
 
-use crate::common::serve;
+use crate::common::{serve, serve_with};
 
 /// Runs `c2c ctl --addr ADDRESS ARGS…` off the runtime's threads (the server runs on them).
 async fn ctl(address: SocketAddr, args: &[&str]) -> Output {
+    ctl_env(address, args, &[]).await
+}
+
+/// `ctl` with environment variables.
+async fn ctl_env(address: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_c2c"));
+    command.env_remove("C2C_API_TOKEN");
+    for (name, value) in env {
+        command.env(name, value);
+    }
     command
         .arg("ctl")
         .arg("--addr")
@@ -130,4 +139,28 @@ async fn start_pause_workers_and_watch_to_committed() {
         !text.contains('\x1b'),
         "no escapes when not a terminal: {text:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_comes_from_the_flag_or_the_environment() {
+    use c2c_coordinator::auth::{ApiAuth, Secret};
+    let server = serve_with(c2c_coordinator::ApiSecurity {
+        auth: ApiAuth::new(Some(Secret::new("tok3n")), false),
+        ..Default::default()
+    })
+    .await;
+    let output = ctl(server.address, &["progress"]).await;
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("Unauthenticated") && !text.contains("tok3n"),
+        "{text}"
+    );
+    let output = ctl(server.address, &["progress", "--token", "wrong"]).await;
+    assert!(!output.status.success());
+    let output = ctl(server.address, &["progress", "--token", "tok3n"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = ctl_env(server.address, &["progress"], &[("C2C_API_TOKEN", "tok3n")]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("IDLE"));
 }

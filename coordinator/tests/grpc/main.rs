@@ -1,8 +1,10 @@
-//! The gRPC API on a real socket, sharing the port with REST, over the fake engine
+//! The gRPC API on a real socket (with and without an API token), sharing the port with REST, over the fake engine
 //! driver; and `c2c ctl` (the built binary) against it. One test binary, one module
 //! per concern.
 
+mod auth;
 mod common;
 mod ctl;
 mod migration;
 mod services;
+mod tls;

@@ -17,6 +17,7 @@ use mongodb::error::{Error, ErrorKind};
 use mongodb::options::{CollectionOptions, Hint, ReadConcern, WriteConcern};
 use mongodb::{Client, Collection, Cursor};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::bson_order;
 use crate::error::{EngineError, Result};
@@ -83,10 +84,16 @@ pub async fn copy_partition(
     let mut current = cancellable(cancel, reader.next_batch()).await??;
     while let Some(batch) = current {
         progress.write_gate.lock().check()?;
+        let span = tracing::info_span!(
+            "copy_batch",
+            documents = batch.documents.len(),
+            bytes = batch.bytes
+        );
         // Write this batch while reading the next one.
         let (written, next) = cancellable(cancel, async {
             tokio::join!(write_batch(&target, &batch), reader.next_batch())
         })
+        .instrument(span)
         .await?;
         written?;
         let count = batch.documents.len() as u64;

@@ -11,7 +11,8 @@
 //! - `metrics` counts, process-wide and lock-free, what `/metrics` exports beyond the
 //!   migration's progress (events applied by type, batch sizes and latencies, retries);
 //! - `share` runs one worker's share of a scaled-out migration (partitions and stream
-//!   shards), and `gate` stops its writes once its lease is gone.
+//!   shards), and `gate` stops its writes once its lease is gone;
+//! - `trace` shapes the spans into traces when they are exported (OpenTelemetry).
 
 #![forbid(unsafe_code)]
 
@@ -36,6 +37,7 @@ pub mod progress;
 pub mod redact;
 pub mod retry;
 pub mod share;
+pub mod trace;
 pub mod verify;
 
 pub use error::{EngineError, Result, Side};

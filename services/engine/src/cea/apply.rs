@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bson::Timestamp;
 use mongodb::Client;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::crud::{apply_crud, CrudTarget};
 use super::ddl::DdlTarget;
@@ -121,7 +122,7 @@ impl Applier {
             let Some(stop) = stop else {
                 tokio::select! {
                     _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-                    outcome = self.apply_batch(&batch) => outcome?,
+                    outcome = self.apply_batch(&batch).instrument(batch_span(&batch)) => outcome?,
                 }
                 continue;
             };
@@ -132,7 +133,7 @@ impl Applier {
             if end > 0 {
                 tokio::select! {
                     _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-                    outcome = self.apply_batch(&batch[..end]) => outcome?,
+                    outcome = self.apply_batch(&batch[..end]).instrument(batch_span(&batch[..end])) => outcome?,
                 }
             }
             return Ok((!reached).then(|| batch[stop].clone()));
@@ -160,11 +161,14 @@ impl Applier {
                 }
                 continue;
             }
+            // A stream applies for days: each batch is a trace of its own.
+            let span = batch_span(&batch);
+            crate::trace::detach(&span);
             // Abandoning a batch half-applied is safe: it is not checkpointed, so it is
             // applied again (idempotently) after a restart or resume.
             tokio::select! {
                 _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-                outcome = self.apply_batch(&batch) => outcome?,
+                outcome = self.apply_batch(&batch).instrument(span) => outcome?,
             }
         }
     }
@@ -281,4 +285,16 @@ impl Applier {
             })
             .await
     }
+}
+
+/// The span of one applied batch; none for a batch of high-water marks only (an idle
+/// stream applies one every second: no trace for those).
+fn batch_span(batch: &[Event]) -> tracing::Span {
+    if batch
+        .iter()
+        .all(|event| matches!(event.kind, EventKind::HighWaterMark))
+    {
+        return tracing::Span::none();
+    }
+    tracing::info_span!("apply_batch", events = batch.len())
 }

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 
 use bson::Timestamp;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::blocking::{noop_time, set_user_write_block};
 use super::late_writes::{describe, first_after};
@@ -47,7 +48,10 @@ impl Migration {
             }
             self.config.hooks.before(step)?;
             tracing::info!(step = ?step, "commit step");
-            let next = self.commit_step(step, &mut cutover, cancel).await?;
+            let next = self
+                .commit_step(step, &mut cutover, cancel)
+                .instrument(tracing::info_span!("commit_step", step = ?step))
+                .await?;
             self.config.hooks.after(step)?;
             cutover.step = next;
             let phase = match next {

@@ -33,6 +33,7 @@ use mongodb::Client;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::cea::apply::{Applier, ApplierOptions};
 use crate::cea::reader::{Reader, StartAt};
@@ -319,8 +320,14 @@ impl Migration {
     ) {
         let migration = self.clone();
         let token = cancel.clone();
+        // The call that started the run (`/commit`, say): its trace goes on with the
+        // cutover steps.
+        let cause = crate::trace::current();
         let task = tokio::spawn(async move {
-            let outcome = migration.clone().run_phases(token.clone(), prepared).await;
+            let outcome = migration
+                .clone()
+                .run_phases(token.clone(), prepared, cause)
+                .await;
             match outcome {
                 Ok(()) | Err(EngineError::Cancelled) => {}
                 Err(error) => {
@@ -345,24 +352,27 @@ impl Migration {
         self: Arc<Self>,
         cancel: CancellationToken,
         prepared: Option<Prepared>,
+        cause: opentelemetry::Context,
     ) -> Result<()> {
         let pinger = tokio::spawn(ping_loop(
             self.clusters.clone(),
             self.progress.clone(),
             cancel.clone(),
         ));
-        let outcome = self.run_current(cancel.clone(), prepared).await;
+        let outcome = self.run_current(cancel.clone(), prepared, cause).await;
         cancel.cancel();
         let _ = pinger.await;
         outcome
     }
 
     /// Continues from the persisted phase: a commit or reverse at its saved step, or
-    /// the sync (a reverse ends in the sync the other way round).
+    /// the sync (a reverse ends in the sync the other way round). The cutover steps
+    /// continue the trace of `cause`, the call that started them.
     async fn run_current(
         &self,
         cancel: CancellationToken,
         prepared: Option<Prepared>,
+        cause: opentelemetry::Context,
     ) -> Result<()> {
         if prepared.is_none() {
             let state = self.load_state().await?;
@@ -370,14 +380,22 @@ impl Migration {
                 .reversed
                 .store(state.cutover.reversed, Ordering::Relaxed);
             match state.phase {
-                PersistedPhase::Committing => return self.run_commit(&cancel).await,
+                PersistedPhase::Committing => {
+                    let span = tracing::info_span!("commit");
+                    crate::trace::continue_trace(&span, cause);
+                    return self.run_commit(&cancel).instrument(span).await;
+                }
                 PersistedPhase::Committed => {
                     self.progress.copy_done.store(true, Ordering::Relaxed);
                     self.progress.can_write.store(true, Ordering::Relaxed);
                     self.progress.set_phase(Phase::Committed);
                     return Ok(());
                 }
-                PersistedPhase::Reversing => self.run_reverse(&cancel).await?,
+                PersistedPhase::Reversing => {
+                    let span = tracing::info_span!("reverse");
+                    crate::trace::continue_trace(&span, cause);
+                    self.run_reverse(&cancel).instrument(span).await?
+                }
                 PersistedPhase::Planning | PersistedPhase::Copying | PersistedPhase::Applying => {}
             }
         }
@@ -431,10 +449,15 @@ impl Migration {
             }
             if state.phase != PersistedPhase::Applying {
                 self.progress.set_phase(Phase::CollectionCopy);
-                self.copy_all(&cancel).await?;
-                if self.options.build_indexes.after_copy() {
-                    self.build_all_indexes().await?;
+                async {
+                    self.copy_all(&cancel).await?;
+                    if self.options.build_indexes.after_copy() {
+                        self.build_all_indexes().await?;
+                    }
+                    Ok::<(), EngineError>(())
                 }
+                .instrument(tracing::info_span!("collection_copy"))
+                .await?;
                 self.metadata.set_phase(PersistedPhase::Applying).await?;
             }
             self.progress.copy_done.store(true, Ordering::Relaxed);
@@ -452,14 +475,19 @@ impl Migration {
                 },
             )
             .with_metadata(self.metadata.clone());
-            if !self.options.verification {
-                return applier.run(cancel.clone()).await;
-            }
-            // The verifier starts with change event application (mongosync 1.22).
-            let verifier = self.verifier(AppliedClock::Applier(self.progress.clone()));
-            futures::future::try_join(applier.run(cancel.clone()), verifier.run(cancel.clone()))
+            let applying = async {
+                if !self.options.verification {
+                    return applier.run(cancel.clone()).await;
+                }
+                // The verifier starts with change event application (mongosync 1.22).
+                let verifier = self.verifier(AppliedClock::Applier(self.progress.clone()));
+                futures::future::try_join(applier.run(cancel.clone()), verifier.run(cancel.clone()))
+                    .await
+                    .map(|_| ())
+            };
+            applying
+                .instrument(tracing::info_span!("change_event_application"))
                 .await
-                .map(|_| ())
         };
         beside_reader(work, reader_task, &cancel).await
     }
@@ -531,6 +559,9 @@ impl Migration {
                 );
                 let (metadata, progress, cancel) =
                     (self.metadata.clone(), self.progress.clone(), cancel.clone());
+                // Each partition is a trace of its own, linked to the copy phase.
+                let span = tracing::info_span!("copy_partition", partition = %partition.id);
+                crate::trace::detach(&span);
                 async move {
                     copy_partition(
                         &source,
@@ -542,6 +573,7 @@ impl Migration {
                     )
                     .await
                 }
+                .instrument(span)
             })
             .buffer_unordered(concurrency)
             .collect()

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bson::Timestamp;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::Migration;
 use crate::discovery::SourceNamespace;
@@ -88,7 +89,9 @@ impl Migration {
         });
         let watch_copy = async {
             if copying {
-                self.watch_copy(&cancel).await?;
+                self.watch_copy(&cancel)
+                    .instrument(tracing::info_span!("collection_copy"))
+                    .await?;
             } else {
                 self.update_copied().await?;
             }

@@ -337,7 +337,8 @@ impl Share {
                 store_client: self.clusters.destination.clone(),
                 reversed: spec.reversed,
             };
-            stream::drain_to(context, tc, cancel.clone())
+            let span = tracing::info_span!("drain_shard", shard = *shard);
+            tracing::Instrument::instrument(stream::drain_to(context, tc, cancel.clone()), span)
         });
         let outcomes = futures::future::join_all(drains).await;
         let mut late = None;

@@ -175,10 +175,14 @@ pub(super) async fn drain_to(
         }
     }
     if context.options.verification {
-        context
-            .verifier(AppliedClock::Frozen)
-            .finish(cancel.clone())
-            .await?;
+        let span = tracing::info_span!("verify_at_commit_point");
+        tracing::Instrument::instrument(
+            context
+                .verifier(AppliedClock::Frozen)
+                .finish(cancel.clone()),
+            span,
+        )
+        .await?;
         tracing::info!(
             shard = context.selector.id,
             "shard verified at the commit point"
