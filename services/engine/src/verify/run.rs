@@ -98,6 +98,31 @@ enum Job {
     ExtraNamespaces,
 }
 
+/// Which job a result belongs to, so a failed read can be tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum JobKey {
+    Scan(Namespace, usize),
+    Check(Namespace, Option<String>),
+    Namespace(Namespace),
+    Extra,
+}
+
+impl JobKey {
+    fn of(job: &Job) -> JobKey {
+        match job {
+            Job::Scan { ns, segment, .. } => JobKey::Scan(ns.clone(), *segment),
+            Job::Check { ns, key, .. } => {
+                JobKey::Check(ns.clone(), key.0.as_ref().map(|id| format!("{id:?}")))
+            }
+            Job::Namespace { ns, .. } => JobKey::Namespace(ns.clone()),
+            Job::ExtraNamespaces => JobKey::Extra,
+        }
+    }
+}
+
+/// Consecutive failed reads of one job before the verifier gives up.
+const MAX_JOB_FAILURES: u32 = 5;
+
 enum Done {
     Scanned {
         ns: Namespace,
@@ -143,6 +168,8 @@ struct Stream {
 /// The loop's state.
 struct Work {
     map: RangeMap,
+    /// Consecutive failed reads per job.
+    job_failures: HashMap<JobKey, u32>,
     /// Bumped when DDL resets a namespace: results of older jobs are dropped.
     epochs: HashMap<Namespace, u64>,
     /// Namespaces (collections and views) whose options and indexes need checking.
@@ -223,7 +250,8 @@ impl Verifier {
             collections = work.collections.len(),
             "verifier started"
         );
-        let mut jobs: FuturesUnordered<BoxFuture<'_, Result<Done>>> = FuturesUnordered::new();
+        let mut jobs: FuturesUnordered<BoxFuture<'_, (JobKey, Result<Done>)>> =
+            FuturesUnordered::new();
         let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
         let mut poll = tokio::time::interval(POLL_EVERY);
         let concurrency = self.setup.concurrency.max(1);
@@ -236,7 +264,9 @@ impl Verifier {
                     let Some(job) = self.next_job(&mut work) else {
                         break;
                     };
-                    jobs.push(self.execute(job, run.clone()).boxed());
+                    let key = JobKey::of(&job);
+                    let execution = self.execute(job, run.clone());
+                    jobs.push(async move { (key, execution.await) }.boxed());
                 }
             }
             if work.failed_at.is_some() && jobs.is_empty() && (grace_over || self.idle(&work)) {
@@ -255,10 +285,21 @@ impl Verifier {
             }
             tokio::select! {
                 _ = cancel.cancelled() => break Err(EngineError::Cancelled),
-                Some(done) = jobs.next(), if !jobs.is_empty() => {
+                Some((key, done)) = jobs.next(), if !jobs.is_empty() => {
                     match done {
-                        Ok(done) => self.apply(done, &mut work).await?,
+                        Ok(done) => {
+                            work.job_failures.remove(&key);
+                            self.apply(done, &mut work).await?
+                        }
                         Err(EngineError::Cancelled) => break Err(EngineError::Cancelled),
+                        // A read that failed (a collection dropped or renamed under the
+                        // cursor, a killed cursor, a network error after the driver's
+                        // retries) is tried again; DDL events reset what changed.
+                        Err(error @ EngineError::Mongo { .. }) => {
+                            if let Err(error) = self.retry_later(key, error, &mut work) {
+                                break Err(error);
+                            }
+                        }
                         Err(error) => break Err(error),
                     }
                 }
@@ -285,6 +326,53 @@ impl Verifier {
             let _ = (&mut stream.task).await;
         }
         outcome
+    }
+
+    /// Puts a job whose read failed back to be done again (a little later), or gives up
+    /// after [`MAX_JOB_FAILURES`] failures in a row.
+    fn retry_later(&self, key: JobKey, error: EngineError, work: &mut Work) -> Result<()> {
+        let failures = work.job_failures.entry(key.clone()).or_insert(0);
+        *failures += 1;
+        if *failures > MAX_JOB_FAILURES {
+            return Err(error);
+        }
+        tracing::warn!(job = ?key, error = %error, attempt = *failures, "verifier read failed; trying again");
+        let later = Instant::now() + Duration::from_secs(u64::from(*failures));
+        match key {
+            JobKey::Scan(ns, segment) => {
+                if let Some(scanned) = work
+                    .map
+                    .namespaces
+                    .get_mut(&ns)
+                    .and_then(|entry| entry.segments.get_mut(segment))
+                {
+                    scanned.scanning = false;
+                }
+            }
+            JobKey::Check(ns, min) => {
+                if let Some(entry) = work.map.namespaces.get_mut(&ns) {
+                    let failed = entry.ranges.values_mut().find(|range| {
+                        range.in_flight
+                            && range.bounds.min.as_ref().map(|id| format!("{id:?}")) == min
+                    });
+                    if let Some(range) = failed {
+                        range.in_flight = false;
+                        work.not_before.insert(range.id, later);
+                    }
+                }
+            }
+            JobKey::Namespace(ns) => {
+                work.namespaces_in_flight.remove(&ns);
+                if !work.namespace_checks.contains(&ns) {
+                    work.namespace_checks.push_back(ns);
+                }
+            }
+            JobKey::Extra => {
+                work.extra_in_flight = false;
+                work.extra_check_pending = true;
+            }
+        }
+        Ok(())
     }
 
     /// Nothing left to scan or check (the streams may still bring marks).
@@ -456,6 +544,7 @@ impl Verifier {
         }
         Ok(Work {
             map,
+            job_failures: HashMap::new(),
             epochs: HashMap::new(),
             namespace_checks,
             namespaces_in_flight: BTreeSet::new(),
