@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::retry::retry;
@@ -23,6 +23,67 @@ use crate::MembershipError;
 /// `require_leader` makes etcd fail requests (and cancel watches) on a member that has
 /// lost its raft leader, instead of serving stale reads from a partitioned member.
 pub async fn connect(endpoints: &[String]) -> Result<Client, MembershipError> {
+    connect_with(endpoints, &EtcdSecurity::default()).await
+}
+
+/// How a process authenticates to etcd: TLS (the CA that signed etcd's server
+/// certificates, and optionally a client certificate for `--client-cert-auth`) and
+/// etcd's own user/password authentication. `Debug` never shows the password.
+#[derive(Clone, Default)]
+pub struct EtcdSecurity {
+    pub tls: Option<EtcdTls>,
+    pub user: Option<EtcdUser>,
+}
+
+/// PEM bytes, read by the caller (so a missing file is reported at start, naming its flag).
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    pub ca_pem: Vec<u8>,
+    /// A client certificate chain and its private key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+#[derive(Clone)]
+pub struct EtcdUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for EtcdSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdSecurity")
+            .field("tls", &self.tls.as_ref().map(|tls| tls.identity.is_some()))
+            .field("user", &self.user.as_ref().map(|user| user.name.as_str()))
+            .finish()
+    }
+}
+
+impl EtcdSecurity {
+    fn apply(&self, mut options: ConnectOptions) -> ConnectOptions {
+        if let Some(tls) = &self.tls {
+            let mut config = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(config);
+        }
+        if let Some(user) = &self.user {
+            // etcd's simple tokens expire (5 minutes by default): fetch a new one instead
+            // of failing every call after that.
+            options = options
+                .with_user(user.name.clone(), user.password.clone())
+                .with_auto_token_refresh(true);
+        }
+        options
+    }
+}
+
+/// [`connect`] with TLS and/or user authentication. With TLS, endpoints without a
+/// scheme are reached over `https://`; `http://` endpoints are refused by the client.
+pub async fn connect_with(
+    endpoints: &[String],
+    security: &EtcdSecurity,
+) -> Result<Client, MembershipError> {
     if endpoints.is_empty() {
         return Err(MembershipError::Etcd {
             op: "connect",
@@ -34,6 +95,7 @@ pub async fn connect(endpoints: &[String]) -> Result<Client, MembershipError> {
         .with_keep_alive(HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT)
         .with_keep_alive_while_idle(true)
         .with_require_leader(true);
+    let options = security.apply(options);
     let never = CancellationToken::new();
     retry(
         "etcd connect",

@@ -62,7 +62,19 @@ pub struct EtcdServer {
     dir: PathBuf,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP `/health` when clients speak TLS.
+    metrics_port: u16,
+    tls: Option<EtcdServerTls>,
     child: Option<Child>,
+}
+
+/// PEM files of a TLS-serving test etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Clients must present a certificate this CA signed (`--client-cert-auth`).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl EtcdServer {
@@ -75,20 +87,35 @@ impl EtcdServer {
         }
     }
 
+    /// [`Self::start`] serving clients over TLS only (https endpoints).
+    pub async fn start_tls(tls: EtcdServerTls) -> Self {
+        match Self::try_start_with(Some(tls)).await {
+            Ok(server) => server,
+            Err(error) => panic!("cannot start a test etcd with TLS: {error}"),
+        }
+    }
+
     /// [`Self::start`] without the panic.
     pub async fn try_start() -> Result<Self, EtcdTestError> {
+        Self::try_start_with(None).await
+    }
+
+    async fn try_start_with(tls: Option<EtcdServerTls>) -> Result<Self, EtcdTestError> {
         let binary = find_binary()?;
         let mut server = Self {
             binary,
             dir: unique_dir()?,
             client_port: 0,
             peer_port: 0,
+            metrics_port: 0,
+            tls,
             child: None,
         };
         let mut attempt = 1;
         loop {
             server.client_port = free_port()?;
             server.peer_port = free_port()?;
+            server.metrics_port = free_port()?;
             match server.launch().await {
                 Ok(()) => return Ok(server),
                 // Dropping `server` kills etcd and removes the directory.
@@ -127,7 +154,8 @@ impl EtcdServer {
     }
 
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     fn peer_url(&self) -> String {
@@ -165,9 +193,23 @@ impl EtcdServer {
             .arg("--logger=zap")
             .arg("--log-outputs=stderr")
             .arg("--log-level=error")
+            .arg(format!(
+                "--listen-metrics-urls=http://127.0.0.1:{}",
+                self.metrics_port
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
+        if let Some(tls) = &self.tls {
+            command
+                .arg(format!("--cert-file={}", tls.cert.display()))
+                .arg(format!("--key-file={}", tls.key.display()));
+            if let Some(ca) = &tls.client_ca {
+                command
+                    .arg("--client-cert-auth")
+                    .arg(format!("--trusted-ca-file={}", ca.display()));
+            }
+        }
         if cfg!(not(target_arch = "x86_64")) {
             // etcd 3.4 refuses to start on other architectures without this.
             command.env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH);
@@ -181,7 +223,8 @@ impl EtcdServer {
 
     async fn wait_healthy(&mut self) -> Result<(), EtcdTestError> {
         let deadline = Instant::now() + HEALTHY_WITHIN;
-        let address = SocketAddr::from(([127, 0, 0, 1], self.client_port));
+        // The metrics listener serves /health in plain HTTP whatever the clients speak.
+        let address = SocketAddr::from(([127, 0, 0, 1], self.metrics_port));
         loop {
             if is_healthy(address).await {
                 return Ok(());

@@ -39,7 +39,7 @@ pub mod etcd_testing;
 pub use etcd_client::Client as EtcdClient;
 pub use etcd_client::LeaderKey;
 
-pub use crate::client::connect;
+pub use crate::client::{connect, connect_with, EtcdSecurity, EtcdTls, EtcdUser};
 pub use crate::election::{
     CandidateInfo, Election, EtcdElection, Leadership, MemoryElection, MemoryElectionHub,
 };
