@@ -1,11 +1,14 @@
 //! The `c2c` command line. Option names are mongosync's (`--logPath`, `--loadLevel`,
 //! camelCase) so existing scripts work; kebab-case aliases are accepted too.
+//!
+//! The argument types deliberately have no `Debug`: they hold cluster URIs, tokens and
+//! etcd passwords as typed. `config::RunConfig`'s `Debug` is the redacted view to print.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "c2c",
     version,
@@ -16,7 +19,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Run the sync in one process and serve mongosync's REST API (the default mode).
     Run(RunArgs),
@@ -38,7 +41,7 @@ pub enum Command {
 }
 
 /// Where the processes of one scaled-out migration meet.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct EtcdArgs {
     /// etcd endpoints, comma-separated (http://host:2379,…).
     #[arg(
@@ -60,9 +63,69 @@ pub struct EtcdArgs {
     /// when --bind is a wildcard address].
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise: Option<String>,
+    /// PEM CA certificate that signed etcd's server certificates: talk to etcd over
+    /// TLS (endpoints without a scheme then mean https://).
+    #[arg(long = "etcdCAFile", alias = "etcd-ca-file", value_name = "FILE")]
+    pub etcd_ca_file: Option<PathBuf>,
+    /// PEM client certificate for etcd's --client-cert-auth (with --etcdKeyFile).
+    #[arg(
+        long = "etcdCertFile",
+        alias = "etcd-cert-file",
+        value_name = "FILE",
+        requires_all = ["etcd_key_file", "etcd_ca_file"]
+    )]
+    pub etcd_cert_file: Option<PathBuf>,
+    /// PEM private key of --etcdCertFile.
+    #[arg(
+        long = "etcdKeyFile",
+        alias = "etcd-key-file",
+        value_name = "FILE",
+        requires = "etcd_cert_file"
+    )]
+    pub etcd_key_file: Option<PathBuf>,
+    /// etcd user (etcd's own authentication); the password comes from
+    /// --etcdPasswordFile or the C2C_ETCD_PASSWORD environment variable.
+    #[arg(long = "etcdUser", alias = "etcd-user", value_name = "NAME")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd user's password (surrounding whitespace removed).
+    #[arg(
+        long = "etcdPasswordFile",
+        alias = "etcd-password-file",
+        value_name = "FILE",
+        requires = "etcd_user"
+    )]
+    pub etcd_password_file: Option<PathBuf>,
+    /// PEM CA certificate of the migration's processes: turns on mutual TLS between
+    /// coordinators and workers (each side proves a certificate this CA signed). Every
+    /// coordinator and worker of the migration needs it, with its own
+    /// --clusterCertFile/--clusterKeyFile.
+    #[arg(
+        long = "clusterCAFile",
+        alias = "cluster-ca-file",
+        value_name = "FILE",
+        requires_all = ["cluster_cert_file", "cluster_key_file"]
+    )]
+    pub cluster_ca_file: Option<PathBuf>,
+    /// This process's PEM certificate chain for mutual TLS (a worker's must name the
+    /// host of its --advertise address).
+    #[arg(
+        long = "clusterCertFile",
+        alias = "cluster-cert-file",
+        value_name = "FILE",
+        requires = "cluster_ca_file"
+    )]
+    pub cluster_cert_file: Option<PathBuf>,
+    /// PEM private key of --clusterCertFile.
+    #[arg(
+        long = "clusterKeyFile",
+        alias = "cluster-key-file",
+        value_name = "FILE",
+        requires = "cluster_ca_file"
+    )]
+    pub cluster_key_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct CoordinatorArgs {
     #[command(flatten)]
     pub run: RunArgs,
@@ -70,7 +133,7 @@ pub struct CoordinatorArgs {
     pub etcd: EtcdArgs,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct WorkerArgs {
     #[command(flatten)]
     pub etcd: EtcdArgs,
@@ -101,7 +164,7 @@ pub struct WorkerArgs {
     pub verbosity: Option<String>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DemoArgs {
     /// Documents loaded into the source before the sync starts.
     #[arg(long, default_value_t = 60_000)]
@@ -117,7 +180,7 @@ pub struct DemoArgs {
 /// Every flag is optional here: a value may come from `--config` or a `C2C_<KEY>`
 /// environment variable, and defaults are applied after all are merged (see
 /// `config::RunConfig::resolve`): defaults < file < environment < flags.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct RunArgs {
     /// Connection string of the first cluster. Prefer the config file: flags are visible in `ps`.
     #[arg(long, value_name = "URI")]

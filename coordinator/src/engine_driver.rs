@@ -1,6 +1,7 @@
 //! The real `EngineDriver`: both clusters connected once, and the engine's `Migration`
 //! started with whichever of them the `/start` request names as the source.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use c2c_engine::metadata::PersistedPhase;
@@ -53,11 +54,39 @@ pub async fn connect_with_plane(
 /// resume with less repeated work; larger ones mean fewer range queries.
 pub const PARTITION_BYTES_ENV: &str = "C2C_PARTITION_TARGET_BYTES";
 
+/// This process's directory for change events spilled while a copy runs. It is named by
+/// pid: a restart resumes from the checkpoints on the destination, never from a spill.
+pub fn spill_dir_for(id: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("c2c-{id}-{}", std::process::id()))
+}
+
+/// Removes the process's spill directory when the process ends normally (a `kill -9`
+/// leaves it; it holds only events the destination's checkpoints make unnecessary).
+pub struct SpillDirCleanup(PathBuf);
+
+impl SpillDirCleanup {
+    pub fn new(dir: PathBuf) -> Self {
+        Self(dir)
+    }
+}
+
+impl Drop for SpillDirCleanup {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(dir = %self.0.display(), %error, "cannot remove the spill directory")
+            }
+        }
+    }
+}
+
 /// The engine's settings for a process with this id: a spill directory of its own, and
 /// `C2C_PARTITION_TARGET_BYTES` when set.
 pub fn engine_config(id: &str) -> Result<EngineConfig, EngineError> {
     let mut engine = EngineConfig {
-        spill_dir: std::env::temp_dir().join(format!("c2c-{id}-{}", std::process::id())),
+        spill_dir: spill_dir_for(id),
         ..EngineConfig::default()
     };
     if let Ok(text) = std::env::var(PARTITION_BYTES_ENV) {

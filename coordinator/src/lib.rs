@@ -22,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_security;
 pub mod commit_readiness;
 pub mod config;
 pub mod config_layers;

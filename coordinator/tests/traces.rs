@@ -1,128 +1,26 @@
-//! Traces across processes: an OTLP collector in this test (the `opentelemetry-proto`
-//! TraceService over tonic) receives the spans of a scaled-out deployment (real etcd,
-//! a `c2c coordinator` and two `c2c worker` processes exporting to it through the
-//! standard `OTEL_*` variables). A `/commit` sent with a W3C `traceparent` is one trace:
-//! the coordinator's API span continues the caller's, and the workers' `Commit` server
-//! spans hang below the leader's client spans of that call.
+//! Traces across processes: an OTLP collector in this test (`common::otlp`: the
+//! `opentelemetry-proto` TraceService over tonic) receives the spans of a scaled-out
+//! deployment (real etcd, a `c2c coordinator` and two `c2c worker` processes exporting
+//! to it through the standard `OTEL_*` variables). A `/commit` sent with a W3C
+//! `traceparent` is one trace: the coordinator's API span continues the caller's, and
+//! the workers' `Commit` server spans hang below the leader's client spans of that call.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::load_databases;
+use common::otlp::{Collector, Received};
 use common::processes::Deployment;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use parking_lot::Mutex;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONVERGE: Duration = Duration::from_secs(180);
 /// The children export every 200 ms; the collector gets a commit's spans well within.
 const EXPORTED: Duration = Duration::from_secs(30);
-
-/// One span as the collector received it, with its process's resource.
-#[derive(Debug, Clone)]
-struct Received {
-    service: String,
-    instance: String,
-    role: String,
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
-    parent_span_id: Vec<u8>,
-    name: String,
-    kind: i32,
-}
-
-/// The in-test OTLP collector: keeps every span it is sent.
-#[derive(Clone, Default)]
-struct Collector {
-    spans: Arc<Mutex<Vec<Received>>>,
-}
-
-fn string_attribute(attributes: &[KeyValue], key: &str) -> String {
-    attributes
-        .iter()
-        .find(|attribute| attribute.key == key)
-        .and_then(|attribute| attribute.value.as_ref())
-        .and_then(|value| match &value.value {
-            Some(any_value::Value::StringValue(text)) => Some(text.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut received = Vec::new();
-        for resource_spans in request.into_inner().resource_spans {
-            let attributes = resource_spans
-                .resource
-                .map(|resource| resource.attributes)
-                .unwrap_or_default();
-            let service = string_attribute(&attributes, "service.name");
-            let instance = string_attribute(&attributes, "service.instance.id");
-            let role = string_attribute(&attributes, "c2c.role");
-            for scope_spans in resource_spans.scope_spans {
-                for span in scope_spans.spans {
-                    received.push(Received {
-                        service: service.clone(),
-                        instance: instance.clone(),
-                        role: role.clone(),
-                        trace_id: span.trace_id,
-                        span_id: span.span_id,
-                        parent_span_id: span.parent_span_id,
-                        name: span.name,
-                        kind: span.kind,
-                    });
-                }
-            }
-        }
-        self.spans.lock().extend(received);
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-impl Collector {
-    /// Serves OTLP/gRPC on a free local port; returns its address.
-    async fn start(&self) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the collector");
-        let address = listener.local_addr().expect("address");
-        let service = TraceServiceServer::new(self.clone());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        address
-    }
-
-    fn trace(&self, trace_id: &[u8]) -> Vec<Received> {
-        self.spans
-            .lock()
-            .iter()
-            .filter(|span| span.trace_id == trace_id)
-            .cloned()
-            .collect()
-    }
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::fanout::{describe_failures, fan_out, CallError};
 use super::plan::{PartitionLoad, Plan};
 use super::store::PlanStore;
-use super::timing::{DRAIN_TIMEOUT, RECONCILE_INTERVAL, WORKER_RPC_TIMEOUT};
+use super::timing::{ADMISSION_GRACE, DRAIN_TIMEOUT, RECONCILE_INTERVAL, WORKER_RPC_TIMEOUT};
 use super::workers::{fresh, LiveWorker, WorkerPool};
 
 pub struct PlaneSettings {
@@ -37,6 +37,8 @@ pub struct PlaneSettings {
     /// The persisted request, as JSON, sent to every worker.
     pub request_json: String,
     pub load_level: Option<u32>,
+    /// Mutual TLS towards the workers (`--clusterCAFile`…).
+    pub worker_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 pub struct ClusterPlane {
@@ -70,11 +72,11 @@ impl ClusterPlane {
         metadata: Metadata,
     ) -> ClusterPlane {
         ClusterPlane {
+            pool: Arc::new(WorkerPool::new(settings.worker_tls.clone())),
             settings,
             members,
             store,
             metadata,
-            pool: Arc::new(WorkerPool::default()),
             plan: Mutex::new(None),
             sent: Mutex::new(BTreeMap::new()),
         }
@@ -84,10 +86,31 @@ impl ClusterPlane {
         self.plan.lock().clone()
     }
 
-    fn live(&self) -> Vec<LiveWorker> {
+    /// Every worker registered in etcd.
+    fn registered(&self) -> Vec<LiveWorker> {
         let mut live = self.members.borrow().clone();
         live.sort();
         live
+    }
+
+    /// The registered workers that are part of the migration: the ones this leader has
+    /// reached, and the ones the plan already holds (a new leader re-attaches to those
+    /// before their streams reopen, so running work never moves on a failover).
+    fn live(&self) -> Vec<LiveWorker> {
+        let planned = self
+            .plan
+            .lock()
+            .as_ref()
+            .map(Plan::workers)
+            .unwrap_or_default();
+        self.admitted(self.registered(), &planned)
+    }
+
+    fn admitted(&self, registered: Vec<LiveWorker>, planned: &BTreeSet<String>) -> Vec<LiveWorker> {
+        registered
+            .into_iter()
+            .filter(|w| planned.contains(&w.id) || self.pool.reached(&w.id))
+            .collect()
     }
 
     fn fence(&self, epoch: u64) -> Fence {
@@ -99,9 +122,8 @@ impl ClusterPlane {
 
     /// The plan reconciled with the live workers, persisted if it changed.
     async fn reconcile(&self, copy: bool) -> Result<Option<Plan>> {
-        let live = self.live();
-        self.pool.track(&live);
-        let ids: Vec<String> = live.iter().map(|w| w.id.clone()).collect();
+        let registered = self.registered();
+        self.pool.track(&registered);
         let records = self.metadata.load_partitions().await?;
         let partitions: Vec<PartitionLoad> = records
             .iter()
@@ -122,6 +144,16 @@ impl ClusterPlane {
                 .map_err(|e| fatal("loading the plan", e))?
                 .unwrap_or_default(),
         };
+        let live = self.admitted(registered.clone(), &plan.workers());
+        if plan.shard_count == 0
+            && live.len() < registered.len()
+            && self.pool.tracking_for() < ADMISSION_GRACE
+        {
+            // The first plan fixes the number of stream shards: give every registered
+            // worker a moment to be reached before making it.
+            return Ok(None);
+        }
+        let ids: Vec<String> = live.iter().map(|w| w.id.clone()).collect();
         let changed = if plan.shard_count == 0 {
             if ids.is_empty() {
                 return Ok(None);

@@ -12,3 +12,8 @@ pub const WORKER_RPC_TIMEOUT: Duration = Duration::from_secs(30);
 /// by calling `/commit` again or by the next leader).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 pub const WATCH_RETRY: Duration = Duration::from_millis(500);
+/// The longest pause between attempts to reach a registered worker that never answered.
+pub const WATCH_RETRY_UNREACHED_MAX: Duration = Duration::from_secs(10);
+/// How long the first plan waits for every registered worker to be reached (a worker
+/// that cannot be, e.g. without the right certificate, is left out after it).
+pub const ADMISSION_GRACE: Duration = Duration::from_secs(5);

@@ -1,9 +1,15 @@
 //! The leader's view of the workers: a gRPC client per worker (every call with its own
-//! deadline, and the caller's trace context in its metadata) and the newest report each
-//! streams (`WatchProgress`), kept by one owned task per worker that reconnects with
-//! backoff until the worker leaves.
+//! deadline, the caller's trace context in its metadata, and mutual TLS when the
+//! migration uses it) and the newest report each streams (`WatchProgress`), kept by one
+//! owned task per worker that reconnects with backoff until the worker leaves.
+//!
+//! A registered worker is *reached* once its progress stream opened: the connection
+//! (and with TLS the worker's certificate) was good and the worker answered. Only
+//! reached workers join the plan (see `ClusterPlane`), so registering in etcd is not
+//! enough to be given work.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,10 +20,12 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tracing::Instrument;
 
-use super::timing::{REPORT_INTERVAL, WATCH_RETRY, WORKER_CONNECT_TIMEOUT};
+use super::timing::{
+    REPORT_INTERVAL, WATCH_RETRY, WATCH_RETRY_UNREACHED_MAX, WORKER_CONNECT_TIMEOUT,
+};
 
 /// A client of one worker's `c2c.v1.Worker`: each call carries the W3C trace context of
 /// the span it is made in, so the worker's server span continues the leader's trace.
@@ -42,23 +50,66 @@ struct Connection {
     address: String,
     client: WorkerRpcClient,
     watcher: JoinHandle<()>,
+    reached: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
 pub struct WorkerPool {
+    /// Mutual TLS towards workers (`--clusterCAFile`…); plain h2c without.
+    tls: Option<ClientTlsConfig>,
     connections: Mutex<HashMap<String, Connection>>,
     reports: Arc<Mutex<BTreeMap<String, Seen>>>,
+    /// When this pool first saw a worker: the first plan waits a little for every
+    /// registered worker to be reached.
+    first_tracked: Mutex<Option<Instant>>,
 }
 
-fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{address}"))?
+fn channel(
+    address: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    let endpoint = match tls {
+        None => Endpoint::from_shared(format!("http://{address}"))?,
+        // The worker's certificate must name the host of its advertised address.
+        Some(tls) => {
+            Endpoint::from_shared(format!("https://{address}"))?.tls_config(tls.clone())?
+        }
+    };
+    Ok(endpoint
         .connect_timeout(WORKER_CONNECT_TIMEOUT)
         .connect_lazy())
 }
 
 impl WorkerPool {
+    pub fn new(tls: Option<ClientTlsConfig>) -> WorkerPool {
+        WorkerPool {
+            tls,
+            connections: Mutex::default(),
+            reports: Arc::default(),
+            first_tracked: Mutex::default(),
+        }
+    }
+
+    /// Whether the worker's progress stream has opened (see the module comment).
+    pub fn reached(&self, worker: &str) -> bool {
+        self.connections
+            .lock()
+            .get(worker)
+            .is_some_and(|c| c.reached.load(Ordering::Relaxed))
+    }
+
+    /// How long ago this pool first tracked a worker.
+    pub fn tracking_for(&self) -> Duration {
+        self.first_tracked
+            .lock()
+            .map_or(Duration::ZERO, |at| at.elapsed())
+    }
+
     /// Connects to new workers and drops the ones that left (their watch task ends).
     pub fn track(&self, live: &[LiveWorker]) {
+        if !live.is_empty() {
+            self.first_tracked.lock().get_or_insert_with(Instant::now);
+        }
         let mut connections = self.connections.lock();
         connections.retain(|id, connection| {
             let keep = live
@@ -76,15 +127,20 @@ impl WorkerPool {
             if connections.contains_key(&worker.id) {
                 continue;
             }
-            let Ok(channel) = channel(&worker.address) else {
-                tracing::warn!(worker = %worker.id, address = %worker.address, "unusable worker address");
-                continue;
+            let channel = match channel(&worker.address, self.tls.as_ref()) {
+                Ok(channel) => channel,
+                Err(error) => {
+                    tracing::warn!(worker = %worker.id, address = %worker.address, %error, "unusable worker address");
+                    continue;
+                }
             };
             let client = WorkerClient::with_interceptor(channel, TraceContext);
+            let reached = Arc::new(AtomicBool::new(false));
             let watcher = tokio::spawn(watch_reports(
                 worker.id.clone(),
                 client.clone(),
                 self.reports.clone(),
+                reached.clone(),
             ));
             connections.insert(
                 worker.id.clone(),
@@ -92,6 +148,7 @@ impl WorkerPool {
                     address: worker.address.clone(),
                     client,
                     watcher,
+                    reached,
                 },
             );
         }
@@ -128,7 +185,10 @@ async fn watch_reports(
     worker: String,
     mut client: WorkerRpcClient,
     reports: Arc<Mutex<BTreeMap<String, Seen>>>,
+    reached: Arc<AtomicBool>,
 ) {
+    let mut warned = false;
+    let mut failures: u32 = 0;
     loop {
         let request = WatchWorkerRequest {
             interval_ms: REPORT_INTERVAL.as_millis() as u32,
@@ -143,6 +203,8 @@ async fn watch_reports(
         );
         match client.watch_progress(request).instrument(span).await {
             Ok(response) => {
+                reached.store(true, Ordering::Relaxed);
+                failures = 0;
                 let mut stream = response.into_inner();
                 while let Some(Ok(report)) = stream.next().await {
                     reports.lock().insert(
@@ -154,15 +216,62 @@ async fn watch_reports(
                     );
                 }
             }
+            // A worker never reached is not given work: say why once, loudly (a wrong
+            // certificate on either side shows here as a transport error).
+            Err(status) if !reached.load(Ordering::Relaxed) && !warned => {
+                warned = true;
+                failures += 1;
+                tracing::warn!(worker = %worker, error = %describe_status(&status), "cannot reach this registered worker; it is not given work until it answers");
+            }
             Err(status) => {
-                tracing::debug!(worker = %worker, error = %status.message(), "worker progress stream unavailable");
+                failures += 1;
+                tracing::debug!(worker = %worker, error = %describe_status(&status), "worker progress stream unavailable");
             }
         }
-        tokio::time::sleep(WATCH_RETRY).await;
+        tokio::time::sleep(watch_retry_delay(reached.load(Ordering::Relaxed), failures)).await;
     }
+}
+
+/// A worker that answered before is retried quickly (it is likely restarting); one that
+/// never answered (wrong certificate, wrong address) is retried with a growing delay so
+/// it is not hammered, nor its log filled with refused handshakes.
+fn watch_retry_delay(reached: bool, failures: u32) -> Duration {
+    if reached {
+        return WATCH_RETRY;
+    }
+    (WATCH_RETRY * 2u32.saturating_pow(failures.min(8))).min(WATCH_RETRY_UNREACHED_MAX)
+}
+
+/// A status with the chain of its source errors (a TLS failure is only named there).
+fn describe_status(status: &tonic::Status) -> String {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        source = error.source();
+    }
+    text
 }
 
 /// Whether a report is recent enough to count (a silent worker is not steady).
 pub fn fresh(seen: &Seen) -> bool {
     seen.at.elapsed() < REPORT_INTERVAL * 5 + Duration::from_secs(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreached_worker_is_retried_ever_more_slowly_and_a_known_one_quickly() {
+        assert_eq!(watch_retry_delay(true, 50), WATCH_RETRY);
+        let delays: Vec<_> = (1..12).map(|n| watch_retry_delay(false, n)).collect();
+        assert!(
+            delays.windows(2).all(|pair| pair[0] <= pair[1]),
+            "{delays:?}"
+        );
+        assert_eq!(delays[0], WATCH_RETRY * 2);
+        assert_eq!(*delays.last().unwrap(), WATCH_RETRY_UNREACHED_MAX);
+    }
 }

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use axum::Router;
 use c2c_coordinator::cli::CoordinatorArgs;
 use c2c_coordinator::cluster::workers::LiveWorker;
+use c2c_coordinator::cluster_security::{describe, etcd_security, ClusterTls};
 use c2c_coordinator::config::DEFAULT_ID;
 use c2c_coordinator::grpc::grpc_routes_with;
 use c2c_coordinator::metrics::roles::CoordinatorMetrics;
@@ -55,10 +56,13 @@ pub async fn run(
         bail!("--tlsCertFile/--tlsKeyFile serve `c2c run`'s API over TLS; `c2c coordinator` does not support them yet (terminate TLS in front of the coordinators)");
     }
     let security = ApiSecurity::load(&config.security).map_err(anyhow::Error::msg)?;
+    let etcd_security = etcd_security(&args.etcd, |name| std::env::var(name).ok())?;
+    let cluster_tls = ClusterTls::load(&args.etcd)?;
     let engine = engine_driver::engine_config(&config.id)?;
+    let _spill = engine_driver::SpillDirCleanup::new(engine.spill_dir.clone());
     let migration = MigrationId::new(&args.etcd.migration_id)
         .map_err(|error| anyhow::anyhow!("--migration-id: {error}"))?;
-    info!(options = ?config, migration = %migration, advertise = %advertised, etcd = ?args.etcd.etcd, pid = std::process::id(), "c2c coordinator");
+    info!(options = ?config, migration = %migration, advertise = %advertised, etcd = ?args.etcd.etcd, security = %describe(&etcd_security, cluster_tls.as_ref()), pid = std::process::id(), "c2c coordinator");
 
     // Serve at once: until etcd answers and a leader is known, calls get a 503 saying so.
     let stopping = super::shutdown_token(shutdown);
@@ -74,7 +78,7 @@ pub async fn run(
     let server = tokio::spawn(serve_app(listener, app, stopping.clone()));
     info!(address = %bound, "REST and gRPC API listening (following until elected)");
 
-    let Some(etcd) = super::connect_etcd(&args.etcd.etcd, &stopping).await else {
+    let Some(etcd) = super::connect_etcd(&args.etcd.etcd, &etcd_security, &stopping).await? else {
         let _ = server.await;
         return Ok(());
     };
@@ -132,6 +136,7 @@ pub async fn run(
         store,
         members,
         engine,
+        worker_tls: cluster_tls.map(|tls| tls.client),
     };
     let lost = leadership.lost();
     let leader = tokio::select! {

@@ -34,21 +34,43 @@ pub fn advertise(flag: Option<String>, bound: SocketAddr) -> anyhow::Result<Stri
 /// this process): every failed attempt is logged. `None` when stopped meanwhile.
 pub async fn connect_etcd(
     endpoints: &[String],
+    security: &c2c_membership::EtcdSecurity,
     stopping: &CancellationToken,
-) -> Option<c2c_membership::EtcdClient> {
+) -> anyhow::Result<Option<c2c_membership::EtcdClient>> {
     const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
     loop {
-        match c2c_membership::connect(endpoints).await {
-            Ok(client) => return Some(client),
+        match c2c_membership::connect_with(endpoints, security).await {
+            Ok(client) => return Ok(Some(client)),
+            // A refused user or password stays refused: stop with the reason.
+            Err(error) if !error.is_retryable() => {
+                return Err(anyhow::anyhow!(error)).context(
+                    "etcd refused this process (--etcd, --etcdUser, --etcdPasswordFile/C2C_ETCD_PASSWORD, --etcdCAFile)",
+                )
+            }
             Err(error) => {
-                tracing::warn!(%error, endpoints = ?endpoints, "etcd is unreachable (--etcd); retrying")
+                tracing::warn!(error = %describe_error(&error), endpoints = ?endpoints, "etcd is unreachable (--etcd); retrying")
             }
         }
         tokio::select! {
             () = tokio::time::sleep(RETRY) => {}
-            () = stopping.cancelled() => return None,
+            () = stopping.cancelled() => return Ok(None),
         }
     }
+}
+
+/// An error with its sources (a TLS failure is only named deep in the chain).
+fn describe_error(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// This host's name, for default ids.

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use c2c_coordinator::cli::WorkerArgs;
+use c2c_coordinator::cluster_security::{describe, etcd_security, ClusterTls};
 use c2c_coordinator::config::LogConfig;
+use c2c_coordinator::engine_driver::{spill_dir_for, SpillDirCleanup};
 use c2c_coordinator::metrics::roles::worker_router;
 use c2c_coordinator::scaled::health;
 use c2c_coordinator::scaled::leader::PublishedClusters;
 use c2c_coordinator::scaled::worker_node::{worker_routes, RegistrationLease};
-use c2c_coordinator::server::serve_app;
+use c2c_coordinator::server::serve_app_with;
 use c2c_coordinator::{logging, telemetry};
 use c2c_engine::connect::client_for;
 use c2c_engine::migration::EngineConfig;
@@ -64,10 +66,12 @@ pub async fn run(
         })?;
     let bound = listener.local_addr()?;
     let advertised = super::advertise(args.etcd.advertise.clone(), bound)?;
-    info!(worker = %id, migration = %migration, advertise = %advertised, etcd = ?args.etcd.etcd, pid = std::process::id(), "c2c worker");
+    let etcd_security = etcd_security(&args.etcd, |name| std::env::var(name).ok())?;
+    let cluster_tls = ClusterTls::load(&args.etcd)?;
+    info!(worker = %id, migration = %migration, advertise = %advertised, etcd = ?args.etcd.etcd, security = %describe(&etcd_security, cluster_tls.as_ref()), pid = std::process::id(), "c2c worker");
     let stopping = super::shutdown_token(shutdown);
 
-    let Some(etcd) = super::connect_etcd(&args.etcd.etcd, &stopping).await else {
+    let Some(etcd) = super::connect_etcd(&args.etcd.etcd, &etcd_security, &stopping).await? else {
         return Ok(());
     };
     let clusters = match (&args.cluster0, &args.cluster1) {
@@ -82,6 +86,8 @@ pub async fn run(
         },
     };
     let app = format!("c2c worker {id}");
+    let spill_dir = spill_dir_for(&format!("worker-{id}"));
+    let _spill = SpillDirCleanup::new(spill_dir.clone());
     let settings = WorkerSettings {
         id: id.to_string(),
         cluster0: (
@@ -98,7 +104,7 @@ pub async fn run(
         ),
         load_level,
         engine: EngineConfig {
-            spill_dir: std::env::temp_dir().join(format!("c2c-worker-{id}-{}", std::process::id())),
+            spill_dir: spill_dir.clone(),
             ..EngineConfig::default()
         },
     };
@@ -127,7 +133,13 @@ pub async fn run(
     reporter
         .set_service_status(health::WORKER, ServingStatus::Serving)
         .await;
-    let server = tokio::spawn(serve_app(listener, routes, stopping.clone()));
+    // With mutual TLS only callers with a certificate of the cluster CA get in.
+    let server = tokio::spawn(serve_app_with(
+        listener,
+        routes,
+        stopping.clone(),
+        cluster_tls.map(|tls| tls.server),
+    ));
     info!(address = %bound, "worker registered and serving");
 
     loop {

@@ -36,10 +36,19 @@ const MIRROR_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The cluster URIs as the leader publishes them for workers started without
 /// `--cluster0`/`--cluster1`. They hold credentials: etcd must be access-controlled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedClusters {
     pub cluster0: String,
     pub cluster1: String,
+}
+
+impl std::fmt::Debug for PublishedClusters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishedClusters")
+            .field("cluster0", &crate::redact::redact_uri(&self.cluster0))
+            .field("cluster1", &crate::redact::redact_uri(&self.cluster1))
+            .finish()
+    }
 }
 
 /// The migration as etcd records it (`/c2c/<id>/state`): the API state, whether it is
@@ -72,6 +81,8 @@ pub struct LeaderSetup {
     pub store: Arc<dyn StateStore>,
     pub members: watch::Receiver<Vec<LiveWorker>>,
     pub engine: EngineConfig,
+    /// Mutual TLS towards the workers (`--clusterCAFile`…).
+    pub worker_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 pub struct Leader {
@@ -90,6 +101,7 @@ impl Leader {
             store,
             members,
             engine,
+            worker_tls,
         } = setup;
         store
             .put(
@@ -116,6 +128,7 @@ impl Leader {
                         request_json: serde_json::to_string(request)
                             .expect("a StartRequest serializes"),
                         load_level,
+                        worker_tls: worker_tls.clone(),
                     },
                     members.clone(),
                     Arc::new(EtcdPlanStore::new(store.clone())),

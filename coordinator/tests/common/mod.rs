@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod otlp;
+pub mod pki;
 pub mod processes;
 pub mod scaled;
 

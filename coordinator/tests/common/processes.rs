@@ -93,6 +93,13 @@ impl Child {
     }
 }
 
+/// A deployment's etcd and the flags that secure it.
+pub struct Secured {
+    pub etcd: EtcdServer,
+    pub etcd_security: c2c_membership::EtcdSecurity,
+    pub args: Vec<String>,
+}
+
 pub struct Deployment {
     pub etcd: EtcdServer,
     pub source: Cluster,
@@ -101,6 +108,10 @@ pub struct Deployment {
     pub workers: Vec<Child>,
     /// Variables every child gets (besides its own).
     env: Vec<(String, String)>,
+    /// Flags every child gets (etcd and cluster security).
+    common_args: Vec<String>,
+    /// How this test reaches etcd itself.
+    etcd_security: c2c_membership::EtcdSecurity,
     dir: PathBuf,
     passed: bool,
 }
@@ -120,7 +131,28 @@ impl Deployment {
         partition_bytes: u64,
         env: Vec<(String, String)>,
     ) -> Deployment {
-        let etcd = EtcdServer::start().await;
+        let options = Secured {
+            etcd: EtcdServer::start().await,
+            etcd_security: Default::default(),
+            args: Vec::new(),
+        };
+        Deployment::start_secured(coordinators, workers, partition_bytes, env, options).await
+    }
+
+    /// As [`Deployment::start_with_env`], on a given etcd, with `options.args` given to
+    /// every child.
+    pub async fn start_secured(
+        coordinators: usize,
+        workers: usize,
+        partition_bytes: u64,
+        env: Vec<(String, String)>,
+        options: Secured,
+    ) -> Deployment {
+        let Secured {
+            etcd,
+            etcd_security,
+            args: common_args,
+        } = options;
         let source = Cluster::start("C2C_TEST_SOURCE_URI", fast()).await;
         let destination = Cluster::start("C2C_TEST_DESTINATION_URI", fast()).await;
         let dir = std::env::temp_dir().join(format!(
@@ -136,6 +168,8 @@ impl Deployment {
             coordinators: Vec::new(),
             workers: Vec::new(),
             env,
+            common_args,
+            etcd_security,
             dir,
             passed: false,
         };
@@ -178,6 +212,7 @@ impl Deployment {
             "--verbosity".into(),
             "INFO".into(),
         ];
+        let args = args.into_iter().chain(self.common_args.clone()).collect();
         let mut child = Child {
             id: id.into(),
             port,
@@ -197,6 +232,11 @@ impl Deployment {
     }
 
     fn add_worker(&mut self, id: &str) {
+        self.add_worker_with(id, self.common_args.clone());
+    }
+
+    /// A worker with its own security flags instead of the deployment's.
+    pub fn add_worker_with(&mut self, id: &str, security_args: Vec<String>) {
         let port = free_port();
         let args = vec![
             "worker".into(),
@@ -211,6 +251,7 @@ impl Deployment {
             "--verbosity".into(),
             "INFO".into(),
         ];
+        let args = args.into_iter().chain(security_args).collect();
         let mut child = Child {
             id: id.into(),
             port,
@@ -240,7 +281,9 @@ impl Deployment {
     /// The id of the coordinator etcd names as leader (`c2c.leader` SERVING is the
     /// process's own view; this is the election's).
     pub async fn leader(&self) -> Option<String> {
-        let client = c2c_membership::connect(&self.etcd.endpoints()).await.ok()?;
+        let client = c2c_membership::connect_with(&self.etcd.endpoints(), &self.etcd_security)
+            .await
+            .ok()?;
         let election = c2c_membership::EtcdElection::new(
             client,
             &c2c_membership::MigrationId::new(MIGRATION).expect("id"),

@@ -122,6 +122,7 @@ impl Harness {
                         term: 1,
                         request_json: serde_json::to_string(request).expect("request json"),
                         load_level: None,
+                        worker_tls: None,
                     },
                     members_rx.clone(),
                     Arc::new(MemoryPlanStore::default()),

@@ -6,5 +6,7 @@ mod auth;
 mod common;
 mod ctl;
 mod migration;
+#[path = "../common/pki.rs"]
+mod pki;
 mod services;
 mod tls;
