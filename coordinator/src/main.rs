@@ -62,6 +62,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             config.bind, config.port
         )
     })?;
+    let _spill = engine_driver::SpillDirCleanup::new(engine_driver::spill_dir_for(&config.id));
     let driver = engine_driver::connect(&config)
         .await
         .context("cannot connect to the clusters")?;

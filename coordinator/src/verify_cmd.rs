@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 /// How often progress is printed to stderr.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct VerifyArgs {
     /// The source (the reference side).
     #[arg(long, value_name = "URI")]
