@@ -28,6 +28,30 @@ pub enum SecurityError {
     MissingPassword { user: String },
     #[error("--etcdUser: the name is empty")]
     EmptyUser,
+    #[error("--etcd {endpoint}: {reason}")]
+    Scheme {
+        endpoint: String,
+        reason: &'static str,
+    },
+}
+
+/// An endpoint's scheme must match whether TLS is on, or the connection fails later
+/// with a transport error that does not say why.
+fn check_schemes(endpoints: &[String], tls: bool) -> Result<(), SecurityError> {
+    for endpoint in endpoints {
+        let reason = if tls && endpoint.starts_with("http://") {
+            "is plain http but --etcdCAFile turns TLS on: use https://"
+        } else if !tls && endpoint.starts_with("https://") {
+            "is https: give the CA that signed etcd's certificate with --etcdCAFile"
+        } else {
+            continue;
+        };
+        return Err(SecurityError::Scheme {
+            endpoint: endpoint.clone(),
+            reason,
+        });
+    }
+    Ok(())
 }
 
 fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
@@ -63,6 +87,10 @@ impl ClusterTls {
         ) else {
             return Ok(None);
         };
+        // Read first, so a missing file is named by its own flag.
+        let ca_pem = read("clusterCAFile", ca)?;
+        let cert_pem = read("clusterCertFile", cert)?;
+        let key_pem = read("clusterKeyFile", key)?;
         // Parsing the server side proves all three files (CA, chain, key) are usable.
         let server = crate::tls::server_config(cert, key, Some(ca)).map_err(|reason| {
             SecurityError::File {
@@ -71,11 +99,8 @@ impl ClusterTls {
             }
         })?;
         let client = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read("clusterCAFile", ca)?))
-            .identity(Identity::from_pem(
-                read("clusterCertFile", cert)?,
-                read("clusterKeyFile", key)?,
-            ));
+            .ca_certificate(Certificate::from_pem(ca_pem))
+            .identity(Identity::from_pem(cert_pem, key_pem));
         Ok(Some(ClusterTls { server, client }))
     }
 }
@@ -122,6 +147,7 @@ pub fn etcd_security(
             })
         }
     };
+    check_schemes(&args.etcd, tls.is_some())?;
     Ok(EtcdSecurity { tls, user })
 }
 
@@ -167,6 +193,16 @@ mod tests {
         assert!(parse(&["--etcdCertFile", "c.pem", "--etcdKeyFile", "k.pem"]).is_err());
         assert!(parse(&["--etcdPasswordFile", "p"]).is_err());
         assert!(parse(&["--etcdUser", "c2c"]).is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_scheme_must_match_tls() {
+        assert!(check_schemes(&["http://a:2379".into(), "b:2379".into()], false).is_ok());
+        assert!(check_schemes(&["https://a:2379".into(), "b:2379".into()], true).is_ok());
+        let error = check_schemes(&["https://a:2379".into()], false).unwrap_err();
+        assert!(error.to_string().contains("--etcdCAFile"), "{error}");
+        let error = check_schemes(&["b:2379".into(), "http://a:2379".into()], true).unwrap_err();
+        assert!(error.to_string().contains("http://a:2379"), "{error}");
     }
 
     #[test]
