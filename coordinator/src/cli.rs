@@ -131,6 +131,11 @@ pub struct CoordinatorArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    /// PEM CA certificate that signed the coordinators' API certificates: with
+    /// --tlsCertFile, followers forward calls to the leader over TLS trusting it (the
+    /// leader's --advertise host must be in its certificate).
+    #[arg(long = "tlsCAFile", alias = "tls-ca-file", value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Args)]

@@ -50,6 +50,29 @@ pub fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
+/// A client configuration trusting the CA certificates of a PEM file, speaking
+/// HTTP/1.1 (the REST forwarding; gRPC goes through tonic's own TLS).
+pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(read_roots(ca)?)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The name a `host:port` address's certificate must hold (`[v6]:port` too).
+pub fn server_name(address: &str) -> Result<rustls::pki_types::ServerName<'static>, String> {
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _port)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|error| format!("{host:?} cannot be a TLS server name: {error}"))
+}
+
 /// A server configuration from PEM files; with `client_ca`, clients must present a
 /// certificate that CA signed.
 pub fn server_config(
@@ -156,5 +179,27 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_name_is_the_host_of_an_address() {
+        assert_eq!(
+            server_name("c2c-a.example.net:27182").unwrap(),
+            rustls::pki_types::ServerName::try_from("c2c-a.example.net").unwrap()
+        );
+        assert!(matches!(
+            server_name("10.0.0.7:27182").unwrap(),
+            rustls::pki_types::ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("[::1]:27182").unwrap(),
+            rustls::pki_types::ServerName::IpAddress(_)
+        ));
+        assert!(server_name("bad host:1").is_err());
     }
 }

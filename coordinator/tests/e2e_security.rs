@@ -3,7 +3,8 @@
 //! limited to the `/c2c/` prefix); coordinators and workers talk mutual TLS with
 //! certificates of one cluster CA. A worker whose certificate another CA signed
 //! registers in etcd but is never given work, a client without the cluster
-//! certificate cannot call a worker, and a wrong etcd password stops a process with a
+//! certificate cannot call a worker, the coordinators serve their API over TLS only and
+//! the follower forwards to the leader over TLS, and a wrong etcd password stops a process with a
 //! clear error that does not repeat the password. The migration still commits with
 //! equal data.
 
@@ -11,8 +12,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use c2c_api::v1::migration_client::MigrationClient;
 use c2c_api::v1::worker_client::WorkerClient;
-use c2c_api::v1::WatchWorkerRequest;
+use c2c_api::v1::{ProgressRequest, WatchWorkerRequest};
 use c2c_engine::compare::compare_clusters;
 use c2c_engine::filter::NamespaceFilter;
 use c2c_membership::etcd_testing::{EtcdServer, EtcdServerTls};
@@ -141,7 +143,7 @@ fn worker<'a>(progress: &'a Value, id: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_between_processes_and_etcd_with_tls_and_a_user() {
     let pki = TestPki::new("cluster-security");
-    for name in ["etcd", "cluster", "rogue"] {
+    for name in ["etcd", "cluster", "rogue", "api"] {
         pki.issue(name);
     }
     let (etcd, etcd_tls) = secured_etcd(&pki).await;
@@ -149,8 +151,9 @@ async fn mutual_tls_between_processes_and_etcd_with_tls_and_a_user() {
         .into_iter()
         .chain(cluster_args(&pki, "cluster"))
         .collect();
+    let api_tls = c2c_coordinator::tls::client_config(&pki.path("api-ca.pem")).expect("api CA");
     let mut d = Deployment::start_secured(
-        1,
+        2,
         1,
         64 * 1024,
         vec![("C2C_ETCD_PASSWORD".into(), C2C_PASSWORD.into())],
@@ -164,6 +167,18 @@ async fn mutual_tls_between_processes_and_etcd_with_tls_and_a_user() {
                 }),
             },
             args,
+            coordinator_args: [
+                "--tlsCertFile",
+                "api.pem",
+                "--tlsKeyFile",
+                "api.key",
+                "--tlsCAFile",
+                "api-ca.pem",
+            ]
+            .chunks(2)
+            .flat_map(|pair| [pair[0].to_string(), pki.path(pair[1]).display().to_string()])
+            .collect(),
+            api_tls: Some(api_tls),
         },
     )
     .await;
@@ -185,14 +200,43 @@ async fn mutual_tls_between_processes_and_etcd_with_tls_and_a_user() {
     )
     .await;
 
+    // The API is TLS only; the follower forwards to the leader over TLS (REST and gRPC).
+    let follower = d.follower().await;
+    let plain = c2c_coordinator::rest_client::RestClient::new(d.coordinator(&follower).address())
+        .get("/api/v1/progress")
+        .await;
+    assert!(
+        !matches!(plain, Ok((200, _))),
+        "plain HTTP reached the API: {plain:?}"
+    );
+
     let (status, body) = d
         .post(
-            &leader,
+            &follower,
             "/api/v1/start",
             json!({"source": "cluster0", "destination": "cluster1"}),
         )
         .await;
     assert_eq!(status, 200, "/start: {body}");
+    let channel = Endpoint::from_shared(format!(
+        "https://127.0.0.1:{}",
+        d.coordinator(&follower).port
+    ))
+    .unwrap()
+    .tls_config(
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&pki, "api-ca.pem"))),
+    )
+    .unwrap()
+    .connect()
+    .await
+    .expect("gRPC over TLS to the follower");
+    let reply = MigrationClient::new(channel)
+        .progress(ProgressRequest {})
+        .await
+        .expect("Progress forwarded over TLS")
+        .into_inner();
+    assert_eq!(reply.coordinator_id, leader, "{reply:?}");
+    assert_eq!(reply.mongosync_id, follower, "{reply:?}");
     let progress = d
         .wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
@@ -241,7 +285,7 @@ async fn mutual_tls_between_processes_and_etcd_with_tls_and_a_user() {
     .await
     .expect("the cluster certificate is accepted");
 
-    let (status, body) = d.post(&leader, "/api/v1/commit", json!({})).await;
+    let (status, body) = d.post(&follower, "/api/v1/commit", json!({})).await;
     assert_eq!(status, 200, "/commit: {body}");
     d.wait_for(&leader, |p| p["state"] == "COMMITTED", CONVERGE)
         .await;

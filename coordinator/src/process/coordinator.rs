@@ -12,10 +12,11 @@ use c2c_coordinator::cluster_security::{describe, etcd_security, ClusterTls};
 use c2c_coordinator::config::DEFAULT_ID;
 use c2c_coordinator::grpc::grpc_routes_with;
 use c2c_coordinator::metrics::roles::CoordinatorMetrics;
+use c2c_coordinator::scaled::forward::ForwardTls;
 use c2c_coordinator::scaled::health;
 use c2c_coordinator::scaled::leader::{Leader, LeaderSetup};
 use c2c_coordinator::scaled::role::{LeaderInfo, Role, RoleRouter};
-use c2c_coordinator::server::serve_app;
+use c2c_coordinator::server::serve_app_with;
 use c2c_coordinator::telemetry::Role as TraceRole;
 use c2c_coordinator::{bind, engine_driver, logging, ApiSecurity, RunConfig};
 use c2c_membership::{CandidateInfo, Election, EtcdElection, FencedStore, MigrationId};
@@ -51,10 +52,16 @@ pub async fn run(
         TraceRole::Coordinator,
     )?;
     let advertised = super::advertise(args.etcd.advertise.clone(), bound)?;
-    if config.security.tls.is_some() {
-        // Followers forward the API to the leader in clear (HTTP/1.1 and h2c) today.
-        bail!("--tlsCertFile/--tlsKeyFile serve `c2c run`'s API over TLS; `c2c coordinator` does not support them yet (terminate TLS in front of the coordinators)");
-    }
+    // Followers forward to the leader: over TLS when the API is, so they must trust
+    // the leader's certificate.
+    let forward_tls = match (&config.security.tls, &args.tls_ca_file) {
+        (None, None) => None,
+        (None, Some(_)) => bail!("--tlsCAFile is for forwarding to a leader that serves its API over TLS: give --tlsCertFile/--tlsKeyFile too"),
+        (Some(_), None) => bail!("with --tlsCertFile every coordinator serves its API over TLS and followers forward to the leader over it: give --tlsCAFile, the CA that signed the coordinators' certificates"),
+        (Some(_), Some(ca)) => Some(
+            ForwardTls::load(ca).map_err(|reason| anyhow::anyhow!("--tlsCAFile: {reason}"))?,
+        ),
+    };
     let security = ApiSecurity::load(&config.security).map_err(anyhow::Error::msg)?;
     let etcd_security = etcd_security(&args.etcd, |name| std::env::var(name).ok())?;
     let cluster_tls = ClusterTls::load(&args.etcd)?;
@@ -67,7 +74,7 @@ pub async fn run(
     // Serve at once: until etcd answers and a leader is known, calls get a 503 saying so.
     let stopping = super::shutdown_token(shutdown);
     let (role_tx, role_rx) = watch::channel(Role::Follower { leader: None });
-    let router = RoleRouter::new(role_rx.clone(), config.id.clone());
+    let router = RoleRouter::new(role_rx.clone(), config.id.clone(), forward_tls);
     let (grpc, reporter) = grpc_routes_with(router.clone(), Router::new(), &[health::LEADER]).await;
     // `/metrics` is this process's own (never forwarded): a follower reports `c2c_leader 0`.
     let metrics = CoordinatorMetrics::new(&config.id);
@@ -75,7 +82,12 @@ pub async fn run(
         .auth
         .protect(grpc.merge(metrics.router()).merge(router.rest_router()));
     let health_task = tokio::spawn(follow_role(role_rx.clone(), reporter.clone()));
-    let server = tokio::spawn(serve_app(listener, app, stopping.clone()));
+    let server = tokio::spawn(serve_app_with(
+        listener,
+        app,
+        stopping.clone(),
+        security.tls.clone(),
+    ));
     info!(address = %bound, "REST and gRPC API listening (following until elected)");
 
     let Some(etcd) = super::connect_etcd(&args.etcd.etcd, &etcd_security, &stopping).await? else {

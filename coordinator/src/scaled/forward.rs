@@ -12,7 +12,7 @@ use c2c_api::v1::migration_client::MigrationClient;
 use c2c_api::v1::ProgressReply;
 use parking_lot::Mutex;
 use serde_json::Value;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Status;
 
 use crate::api::error::ApiError;
@@ -24,10 +24,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Unary calls; `/commit` answers once the commit is accepted, not when it finishes.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How a follower reaches the leader's API when the coordinators serve it over TLS:
+/// trusting the CA that signed their API certificates (`--tlsCAFile`).
+#[derive(Clone)]
+pub struct ForwardTls {
+    rest: std::sync::Arc<rustls::ClientConfig>,
+    grpc: ClientTlsConfig,
+}
+
+impl ForwardTls {
+    pub fn load(ca: &std::path::Path) -> Result<ForwardTls, String> {
+        let rest = crate::tls::client_config(ca)?;
+        let pem =
+            std::fs::read(ca).map_err(|error| format!("cannot read {}: {error}", ca.display()))?;
+        Ok(ForwardTls {
+            rest,
+            grpc: ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+        })
+    }
+}
+
 /// Forwards REST and gRPC calls to whichever coordinator currently leads.
 pub struct Forwarder {
     /// This coordinator's id (the `mongosyncID` it answers with).
     me: String,
+    tls: Option<ForwardTls>,
     /// One channel to the current leader; replaced when the leader changes.
     client: Mutex<Option<(String, MigrationClient<Channel>)>>,
 }
@@ -39,9 +60,10 @@ fn unavailable(leader: &str, why: impl std::fmt::Display) -> ApiError {
 }
 
 impl Forwarder {
-    pub fn new(me: String) -> Forwarder {
+    pub fn new(me: String, tls: Option<ForwardTls>) -> Forwarder {
         Forwarder {
             me,
+            tls,
             client: Mutex::new(None),
         }
     }
@@ -83,8 +105,12 @@ impl Forwarder {
             .map_err(|error| unavailable(leader, error))?
             .next()
             .ok_or_else(|| unavailable(leader, "the address resolves to nothing"))?;
-        let (status, mut value) = RestClient::new(address)
-            .with_authorization(authorization)
+        let mut client = RestClient::new(address).with_authorization(authorization);
+        if let Some(tls) = &self.tls {
+            let name = crate::tls::server_name(leader).map_err(|why| unavailable(leader, why))?;
+            client = client.with_tls(tls.rest.clone(), name);
+        }
+        let (status, mut value) = client
             .send(&method, &path, body)
             .await
             .map_err(|error| unavailable(leader, error))?;
@@ -107,12 +133,20 @@ impl Forwarder {
                 return Ok(client.clone());
             }
         }
-        let channel = Endpoint::from_shared(format!("http://{leader}"))
-            .map_err(|error| {
-                Status::unavailable(format!(
-                    "the leader's address {leader} is unusable: {error}"
-                ))
-            })?
+        let unusable = |error: &dyn std::fmt::Display| {
+            Status::unavailable(format!(
+                "the leader's address {leader} is unusable: {error}"
+            ))
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{leader}"))
+            .map_err(|error| unusable(&error))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.grpc.clone())
+                .map_err(|error| unusable(&error))?;
+        }
+        let channel = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(FORWARD_TIMEOUT)
             .connect_lazy();

@@ -19,7 +19,7 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use super::forward::{forward_failed, no_leader, Forwarder};
+use super::forward::{forward_failed, no_leader, ForwardTls, Forwarder};
 use crate::grpc::{api_status, MigrationService};
 
 /// The leader's API: its coordinator's REST router and gRPC service.
@@ -68,10 +68,12 @@ pub struct RoleRouter {
 }
 
 impl RoleRouter {
-    pub fn new(role: watch::Receiver<Role>, me: String) -> RoleRouter {
+    /// `tls`: followers forward to the leader over TLS (the coordinators serve their
+    /// API over TLS).
+    pub fn new(role: watch::Receiver<Role>, me: String, tls: Option<ForwardTls>) -> RoleRouter {
         RoleRouter {
             role,
-            forwarder: Arc::new(Forwarder::new(me)),
+            forwarder: Arc::new(Forwarder::new(me, tls)),
         }
     }
 

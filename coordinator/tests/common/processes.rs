@@ -33,6 +33,8 @@ pub struct Child {
     envs: Vec<(String, String)>,
     log: PathBuf,
     process: Option<tokio::process::Child>,
+    /// How to reach its API when it serves TLS.
+    api_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Child {
@@ -63,7 +65,14 @@ impl Child {
     }
 
     pub fn rest(&self) -> RestClient {
-        RestClient::new(self.address())
+        let client = RestClient::new(self.address());
+        match &self.api_tls {
+            None => client,
+            Some(tls) => client.with_tls(
+                tls.clone(),
+                c2c_coordinator::tls::server_name("127.0.0.1:0").expect("name"),
+            ),
+        }
     }
 
     /// `kill -9`.
@@ -97,7 +106,12 @@ impl Child {
 pub struct Secured {
     pub etcd: EtcdServer,
     pub etcd_security: c2c_membership::EtcdSecurity,
+    /// Flags of every process.
     pub args: Vec<String>,
+    /// Flags of coordinators only (API TLS).
+    pub coordinator_args: Vec<String>,
+    /// Trusts the coordinators' API certificates when they serve TLS.
+    pub api_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 pub struct Deployment {
@@ -110,6 +124,8 @@ pub struct Deployment {
     env: Vec<(String, String)>,
     /// Flags every child gets (etcd and cluster security).
     common_args: Vec<String>,
+    coordinator_args: Vec<String>,
+    api_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// How this test reaches etcd itself.
     etcd_security: c2c_membership::EtcdSecurity,
     dir: PathBuf,
@@ -135,6 +151,8 @@ impl Deployment {
             etcd: EtcdServer::start().await,
             etcd_security: Default::default(),
             args: Vec::new(),
+            coordinator_args: Vec::new(),
+            api_tls: None,
         };
         Deployment::start_secured(coordinators, workers, partition_bytes, env, options).await
     }
@@ -152,6 +170,8 @@ impl Deployment {
             etcd,
             etcd_security,
             args: common_args,
+            coordinator_args,
+            api_tls,
         } = options;
         let source = Cluster::start("C2C_TEST_SOURCE_URI", fast()).await;
         let destination = Cluster::start("C2C_TEST_DESTINATION_URI", fast()).await;
@@ -169,6 +189,8 @@ impl Deployment {
             workers: Vec::new(),
             env,
             common_args,
+            coordinator_args,
+            api_tls,
             etcd_security,
             dir,
             passed: false,
@@ -212,7 +234,11 @@ impl Deployment {
             "--verbosity".into(),
             "INFO".into(),
         ];
-        let args = args.into_iter().chain(self.common_args.clone()).collect();
+        let args = args
+            .into_iter()
+            .chain(self.common_args.clone())
+            .chain(self.coordinator_args.clone())
+            .collect();
         let mut child = Child {
             id: id.into(),
             port,
@@ -226,6 +252,7 @@ impl Deployment {
             .collect(),
             log: self.dir.join(format!("{id}.log")),
             process: None,
+            api_tls: self.api_tls.clone(),
         };
         child.spawn();
         self.coordinators.push(child);
@@ -259,6 +286,7 @@ impl Deployment {
             envs: self.env.clone(),
             log: self.dir.join(format!("{id}.log")),
             process: None,
+            api_tls: None,
         };
         child.spawn();
         self.workers.push(child);
