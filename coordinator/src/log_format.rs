@@ -32,6 +32,11 @@ pub const MAX_FIELD_CHARS: usize = 1024;
 pub const TRUNCATED_MARK: &str = "…[truncated]";
 /// The field that names a component explicitly.
 pub const COMPONENT_FIELD: &str = "componentName";
+/// An ERROR event with `fatal = true` is written as `"level":"fatal"`: the error that
+/// ends the process, as mongosync marks it. Tracing has no level above ERROR.
+pub const FATAL_FIELD: &str = "fatal";
+/// An ERROR event with `panic = true` is written as `"level":"panic"`: a panic.
+pub const PANIC_FIELD: &str = "panic";
 
 /// Written by the line itself; an event field of the same name is renamed `field.<name>`.
 const RESERVED: [&str; 3] = ["level", "time", "mongosyncID"];
@@ -209,6 +214,16 @@ pub fn format_line(record: Record) -> String {
         fields.remove(name);
     }
     fields.0.retain(|(name, _)| !name.starts_with("otel."));
+    let marked = |fields: &mut Fields, name: &str| {
+        level == Level::ERROR && fields.remove(name) == Some(Value::Bool(true))
+    };
+    let level_text = if marked(&mut fields, PANIC_FIELD) {
+        "panic"
+    } else if marked(&mut fields, FATAL_FIELD) {
+        "fatal"
+    } else {
+        level_name(level)
+    };
     let message = fields
         .remove("message")
         .unwrap_or_else(|| Value::String(String::new()));
@@ -217,7 +232,7 @@ pub fn format_line(record: Record) -> String {
         .or_else(|| component_of(&target).map(|name| Value::String(name.to_string())));
 
     let mut line: Vec<(String, Value)> = Vec::with_capacity(fields.0.len() + 5);
-    line.push(("level".into(), Value::from(level_name(level))));
+    line.push(("level".into(), Value::from(level_text)));
     line.push((
         "time".into(),
         Value::from(time.to_rfc3339_opts(SecondsFormat::Millis, false)),

@@ -213,6 +213,48 @@ impl Buffer {
     }
 }
 
+#[test]
+fn fatal_and_panic_are_marked_errors_and_filter_as_mongosyncs_levels() {
+    let emit = || {
+        tracing::warn!(target: "c2c", "a warning");
+        tracing::error!(target: "c2c", "an error");
+        tracing::error!(target: "c2c", fatal = true, "the end");
+        tracing::error!(target: "c2c", panic = true, "a panic");
+        // A marker on a lower level changes nothing.
+        tracing::info!(target: "c2c", fatal = true, "not fatal");
+    };
+    let levels = |verbosity| -> Vec<(String, String)> {
+        capture(verbosity, emit)
+            .iter()
+            .map(|line| {
+                assert!(
+                    line.get("fatal").is_none() || line["level"] == "info",
+                    "{line:?}"
+                );
+                (
+                    line["level"].as_str().unwrap().to_string(),
+                    line["message"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |level: &str, message: &str| (level.to_string(), message.to_string());
+    assert_eq!(
+        levels(Verbosity::Error),
+        [
+            pair("error", "an error"),
+            pair("fatal", "the end"),
+            pair("panic", "a panic")
+        ]
+    );
+    assert_eq!(
+        levels(Verbosity::Fatal),
+        [pair("fatal", "the end"), pair("panic", "a panic")]
+    );
+    assert_eq!(levels(Verbosity::Panic), [pair("panic", "a panic")]);
+    assert_eq!(levels(Verbosity::Info).len(), 5);
+}
+
 /// Runs `body` with a subscriber writing through `JsonLayer` at `verbosity`.
 fn capture(verbosity: Verbosity, body: impl FnOnce()) -> Vec<serde_json::Map<String, Value>> {
     let buffer = Buffer::default();

@@ -25,7 +25,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::config::Verbosity;
-use crate::log_format::{JsonLayer, ProcessId};
+use crate::log_format::{JsonLayer, ProcessId, FATAL_FIELD, PANIC_FIELD};
 use crate::telemetry::{Role, Traces};
 
 pub const LOG_FILE_NAME: &str = "c2c.log";
@@ -149,8 +149,12 @@ fn open_log_file(directory: &Path) -> std::io::Result<File> {
 }
 
 /// Which events are written: c2c's from `verbosity` up, libraries' from INFO up (from
-/// TRACE with TRACE).
-pub fn filter(verbosity: Verbosity) -> Targets {
+/// TRACE with TRACE); at FATAL only events marked `fatal` or `panic`, at PANIC only
+/// those marked `panic` (see `log_format::FATAL_FIELD`).
+pub fn filter<S: tracing::Subscriber>(
+    verbosity: Verbosity,
+) -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static {
+    use tracing_subscriber::filter::FilterExt;
     let own = LevelFilter::from_level(verbosity.tracing_level());
     let libraries = own.min(LevelFilter::INFO);
     let libraries = if verbosity == Verbosity::Trace {
@@ -158,9 +162,40 @@ pub fn filter(verbosity: Verbosity) -> Targets {
     } else {
         libraries
     };
-    Targets::new()
+    let targets = Targets::new()
         .with_default(libraries)
-        .with_target("c2c", own)
+        .with_target("c2c", own);
+    // Field names, not values, are known before an event is recorded: the markers are
+    // only ever set to `true`.
+    let severity = tracing_subscriber::filter::filter_fn(move |metadata| {
+        let has = |name| metadata.fields().field(name).is_some();
+        !metadata.is_event()
+            || match verbosity {
+                Verbosity::Fatal => has(FATAL_FIELD) || has(PANIC_FIELD),
+                Verbosity::Panic => has(PANIC_FIELD),
+                _ => true,
+            }
+    });
+    targets.and(severity)
+}
+
+/// Logs a panic as a `"level":"panic"` line before the default hook prints it.
+fn log_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info
+            .location()
+            .map(|at| format!("{}:{}", at.file(), at.line()))
+            .unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = true, %location, error = %payload, "panic");
+        previous(info);
+    }));
 }
 
 /// The installed logger. Keep it for the life of the process: dropping it stops the
@@ -235,6 +270,7 @@ pub fn init(
     if let Some(problem) = traces_problem {
         tracing::warn!(error = %problem, "traces are not exported");
     }
+    log_panics();
     let rotation = rotate_on_sigusr1(sink.clone());
     Ok(Logging {
         sink,

@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             // Logged (for the log file) and printed (the logger may not be up yet).
-            error!(error = format!("{failure:#}"), "c2c stopped");
+            error!(fatal = true, error = format!("{failure:#}"), "c2c stopped");
             eprintln!("c2c: {failure:#}");
             ExitCode::FAILURE
         }

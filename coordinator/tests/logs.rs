@@ -404,3 +404,55 @@ fn worker_and_coordinator_lines_carry_their_own_ids() {
     worker.assert_running();
     coordinator.assert_running();
 }
+
+#[test]
+fn the_error_that_ends_the_process_is_fatal_and_verbosity_fatal_keeps_only_it() {
+    let root = TempDir::new("fatal");
+    // The port is taken: `c2c run` cannot listen and stops.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let run = |verbosity: &str, dir: &str| {
+        let logs = root.0.join(dir);
+        let mut c2c = C2c::spawn(
+            &[
+                "run",
+                "--cluster0",
+                "mongodb://127.0.0.1:1",
+                "--cluster1",
+                "mongodb://127.0.0.1:2",
+                "--port",
+                &port,
+                "--verbosity",
+                verbosity,
+                "--logPath",
+                logs.to_str().unwrap(),
+            ],
+            &[],
+            root.0.join(format!("{dir}.txt")),
+        );
+        assert!(!c2c.wait_for_exit().success(), "{}", c2c.output());
+        lines_of(&logs.join("c2c.log"))
+    };
+    let fatal = run("FATAL", "fatal");
+    assert!(!fatal.is_empty());
+    assert!(
+        fatal.iter().all(|line| line["level"] == "fatal"),
+        "{fatal:?}"
+    );
+    assert!(
+        fatal.iter().any(|line| line["message"] == "c2c stopped"
+            && line["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cannot listen")),
+        "{fatal:?}"
+    );
+    let info = run("INFO", "info");
+    let stopped: Vec<_> = info
+        .iter()
+        .filter(|line| line["message"] == "c2c stopped")
+        .collect();
+    assert_eq!(stopped.len(), 1, "{info:?}");
+    assert_eq!(stopped[0]["level"], "fatal");
+    assert!(info.iter().any(|line| line["level"] == "info"), "{info:?}");
+}
