@@ -69,6 +69,15 @@ pub enum CoordinatorError {
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Scaled out: the pause could not be made durable, so it was not applied.
+    #[error("the pause or resume could not be recorded in etcd, so it was not applied (the next leader would not keep it): {0}; retry")]
+    Unrecorded(String),
+}
+
+/// Scaled out: where the leader records that the migration is paused before it pauses,
+/// so a leader elected after a crash keeps it paused (etcd).
+pub trait PauseJournal: Send + Sync {
+    fn record(&self, paused: bool) -> BoxFuture<'_, Result<(), String>>;
 }
 
 /// What `/progress` reads, taken under one lock so the document is consistent.
@@ -94,6 +103,7 @@ pub struct Coordinator {
     settings: CoordinatorSettings,
     /// Scaled out: the per-worker breakdown `/progress` adds as `workers`.
     workers: std::sync::OnceLock<Arc<dyn WorkerDirectory>>,
+    pause_journal: std::sync::OnceLock<Arc<dyn PauseJournal>>,
     driver: Arc<dyn EngineDriver>,
     inner: Mutex<Inner>,
     /// Serialises state-changing calls: the driver call runs between the state check and
@@ -106,6 +116,7 @@ impl Coordinator {
         Arc::new(Coordinator {
             settings,
             workers: std::sync::OnceLock::new(),
+            pause_journal: std::sync::OnceLock::new(),
             driver,
             inner: Mutex::new(Inner {
                 state: State::Initializing,
@@ -122,6 +133,13 @@ impl Coordinator {
     }
 
     /// Makes `/progress` report the workers' breakdown (scale-out); set once.
+    /// Scaled out: record pauses in `journal` before applying them.
+    pub fn set_pause_journal(&self, journal: Arc<dyn PauseJournal>) {
+        if self.pause_journal.set(journal).is_err() {
+            warn!("the pause journal was already set; keeping the first");
+        }
+    }
+
     pub fn set_workers(&self, workers: Arc<dyn WorkerDirectory>) {
         if self.workers.set(workers).is_err() {
             warn!("the worker directory was already set; keeping the first");
@@ -338,14 +356,34 @@ impl Coordinator {
             .map_err(|_| CoordinatorError::Busy(operation.endpoint()))?;
         let next = operation.transition(self.state())?;
         check(self)?;
-        call(self.driver.as_ref())
+        // Scaled out, a pause or resume is recorded in etcd first, so the next leader
+        // keeps what the user asked even if this one dies right after answering.
+        let journaled = match operation {
+            Operation::Pause => Some(true),
+            Operation::Resume => Some(false),
+            _ => None,
+        }
+        .zip(self.pause_journal.get().cloned());
+        if let Some((paused, journal)) = &journaled {
+            journal
+                .record(*paused)
+                .await
+                .map_err(CoordinatorError::Unrecorded)?;
+        }
+        let outcome = call(self.driver.as_ref())
             .await
             .map_err(|error| match (operation, error) {
                 (Operation::Commit | Operation::Reverse, EngineError::Refused(reason)) => {
                     CoordinatorError::NotAllowed { operation, reason }
                 }
                 (_, error) => CoordinatorError::Engine(error),
-            })?;
+            });
+        if let (Err(_), Some((paused, journal))) = (&outcome, &journaled) {
+            if let Err(error) = journal.record(!*paused).await {
+                warn!(%error, "cannot take back the pause/resume recorded in etcd");
+            }
+        }
+        outcome?;
         self.inner.lock().state = next;
         info!(state = %next, "{} done", operation.endpoint());
         Ok(())

@@ -1,7 +1,8 @@
 //! The scaled-out migration as it is deployed: real etcd, two `c2c coordinator` and
 //! three `c2c worker` processes, two clusters, driven through the REST API (on the
 //! follower as well as the leader). Processes are killed with `kill -9`, a worker is
-//! stopped past its lease, etcd restarts; every run ends with equal data and COMMITTED,
+//! stopped past its lease, etcd restarts, a paused migration outlives its leader; every
+//! run ends with equal data (and COMMITTED where it commits),
 //! and the second is then reversed through the follower.
 
 mod common;
@@ -313,5 +314,74 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
     }
     d.wait_for(&follower, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
+    d.passed();
+}
+
+/// Worker log lines, after the first `skip` bytes, that start work running.
+fn running_assignments(log: &str, skip: usize) -> Vec<String> {
+    log.get(skip..)
+        .unwrap_or("")
+        .lines()
+        .filter(|line| line.contains(r#""message":"assignment""#) && line.contains(r#""run":true"#))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_migration_stays_paused_through_a_leader_failover() {
+    let mut d = Deployment::start(2, 2, 256 * 1024).await;
+    load_databases(&d.source.client, 1_000, 300).await;
+    let leader = d.serving_leader(None, FAILOVER).await;
+    let (status, body) = d
+        .post(
+            &leader,
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    let (status, body) = d.post(&leader, "/api/v1/pause", json!({})).await;
+    assert_eq!(status, 200, "/pause: {body}");
+    d.wait_for(&leader, |p| p["state"] == "PAUSED", CONVERGE)
+        .await;
+    let seen: Vec<usize> = ["w1", "w2"]
+        .iter()
+        .map(|id| d.worker(id).log_text().len())
+        .collect();
+
+    // Written while paused: must not reach the destination until /resume.
+    write_round(&d.source.client, 1).await;
+    d.coordinator(&leader).kill().await;
+    let new_leader = d.wait_for_new_leader(&leader, FAILOVER).await;
+    let paused = d
+        .wait_for(&new_leader, |p| p["state"] == "PAUSED", CONVERGE)
+        .await;
+    assert_eq!(paused["coordinatorID"], json!(new_leader), "{paused}");
+    // Long enough for the new leader to re-attach to the workers.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for (id, skip) in ["w1", "w2"].iter().zip(&seen) {
+        let started = running_assignments(&d.worker(id).log_text(), *skip);
+        assert!(
+            started.is_empty(),
+            "{id} was set running while the migration was paused: {started:?}"
+        );
+    }
+    let arrived = d
+        .destination
+        .client
+        .database(common::SCALEOUT_DATABASES[0])
+        .collection::<bson::Document>("a")
+        .find_one(doc! {"_id": "new-1"})
+        .await
+        .expect("find");
+    assert!(arrived.is_none(), "a write made while paused was applied");
+
+    let (status, body) = d.post(&new_leader, "/api/v1/resume", json!({})).await;
+    assert_eq!(status, 200, "/resume: {body}");
+    d.wait_for(&new_leader, |p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    assert_clusters_equal(&d).await;
     d.passed();
 }

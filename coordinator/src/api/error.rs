@@ -187,6 +187,7 @@ impl From<CoordinatorError> for ApiError {
                 _ => ApiError::CommitNotAllowed(reason),
             },
             CoordinatorError::Engine(engine) => engine.into(),
+            CoordinatorError::Unrecorded(_) => ApiError::LeaderUnavailable(error.to_string()),
         }
     }
 }

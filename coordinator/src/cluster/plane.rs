@@ -39,6 +39,9 @@ pub struct PlaneSettings {
     pub load_level: Option<u32>,
     /// Mutual TLS towards the workers (`--clusterCAFile`…).
     pub worker_tls: Option<tonic::transport::ClientTlsConfig>,
+    /// While set, assignments hold the work back (`run: false`): the migration is
+    /// paused, or a new leader re-attaches to the workers of a paused migration.
+    pub hold: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct ClusterPlane {
@@ -202,7 +205,7 @@ impl ClusterPlane {
             } else {
                 Vec::new()
             },
-            run: true,
+            run: !self.settings.hold.load(Ordering::SeqCst),
         }
     }
 

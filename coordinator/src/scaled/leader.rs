@@ -6,6 +6,7 @@
 //! leader key), continues a persisted migration without a new `/start`, and mirrors the
 //! migration's state into etcd.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use super::worker_view::{ClusterWorkers, PlaneSlot};
 use crate::cluster::plane::{ClusterPlane, PlaneSettings, SharedPlane};
 use crate::cluster::workers::LiveWorker;
 use crate::config::RunConfig;
-use crate::coordinator::{Coordinator, CoordinatorSettings};
+use crate::coordinator::{Coordinator, CoordinatorSettings, PauseJournal};
 use crate::engine_driver::{self, PlaneFactory};
 use crate::grpc::MigrationService;
 use crate::state::State;
@@ -115,10 +116,14 @@ impl Leader {
             .map_err(LeaderError::Publish)?;
 
         let plane: PlaneSlot = Arc::new(Mutex::new(None));
+        // Set while a new leader continues a migration its predecessor had paused, so
+        // the workers are re-attached without running until the pause is re-applied.
+        let hold = Arc::new(AtomicBool::new(false));
         let factory: PlaneFactory = {
             let plane = plane.clone();
             let members = members.clone();
             let store = store.clone();
+            let hold = hold.clone();
             let load_level = config.load_level.map(|level| u32::from(level.get()));
             Arc::new(move |request, clusters| {
                 let built = Arc::new(ClusterPlane::new(
@@ -129,6 +134,7 @@ impl Leader {
                             .expect("a StartRequest serializes"),
                         load_level,
                         worker_tls: worker_tls.clone(),
+                        hold: hold.clone(),
                     },
                     members.clone(),
                     Arc::new(EtcdPlanStore::new(store.clone())),
@@ -152,6 +158,12 @@ impl Leader {
             term,
         });
         coordinator.set_workers(workers.clone());
+        coordinator.set_pause_journal(Arc::new(EtcdPauseJournal {
+            store: store.clone(),
+            paused: hold.clone(),
+            leader: config.id.clone(),
+            term,
+        }));
         let stopping = CancellationToken::new();
         let api = LeaderApi {
             rest: crate::api::router(coordinator.clone()),
@@ -166,6 +178,7 @@ impl Leader {
                 destinations,
                 config.id.clone(),
                 term,
+                hold,
             )
             .instrument(tracing::info_span!("leader", term)),
         );
@@ -230,6 +243,52 @@ impl Destinations {
     }
 }
 
+/// Records `/pause` and `/resume` in the etcd migration record before they are applied
+/// (the mirror below only catches up within a second). `paused` is the user's intent,
+/// shared with the mirror and with the plane, which holds the workers' work back while
+/// it is set.
+struct EtcdPauseJournal {
+    store: Arc<dyn StateStore>,
+    paused: Arc<AtomicBool>,
+    leader: String,
+    term: u64,
+}
+
+impl PauseJournal for EtcdPauseJournal {
+    fn record(&self, paused: bool) -> crate::driver::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let current: Option<MigrationRecord> = self
+                .store
+                .get(&StateKey::State)
+                .await
+                .map_err(|error| error.to_string())?;
+            let record = match current {
+                Some(record) => MigrationRecord { paused, ..record },
+                None => MigrationRecord {
+                    state: if paused {
+                        State::Paused
+                    } else {
+                        State::Running
+                    }
+                    .as_str()
+                    .to_string(),
+                    paused,
+                    request: None,
+                    engine: None,
+                    leader: self.leader.clone(),
+                    term: self.term,
+                },
+            };
+            self.store
+                .put(&StateKey::State, &record)
+                .await
+                .map_err(|error| error.to_string())?;
+            self.paused.store(paused, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
 /// Continues the persisted migration (pausing it again if it was paused), then keeps
 /// the etcd record current.
 async fn take_over(
@@ -238,6 +297,7 @@ async fn take_over(
     destinations: Destinations,
     leader: String,
     term: u64,
+    hold: Arc<AtomicBool>,
 ) {
     let previous: Option<MigrationRecord> = match store.get(&StateKey::State).await {
         Ok(record) => record,
@@ -246,15 +306,17 @@ async fn take_over(
             None
         }
     };
+    let was_paused = previous.as_ref().is_some_and(|record| record.paused);
+    hold.store(was_paused, Ordering::SeqCst);
     coordinator.initialize().await;
-    if previous.as_ref().is_some_and(|record| record.paused)
-        && coordinator.state() == State::Running
-    {
+    if was_paused && coordinator.state() == State::Running {
         info!("the previous leader had paused the migration; pausing it again");
         if let Err(error) = coordinator.pause().await {
             warn!(%error, "cannot pause the continued migration");
         }
     }
+    // From here on /pause and /resume decide (through the journal).
+    hold.store(coordinator.state() == State::Paused, Ordering::SeqCst);
     let mut written = previous;
     let mut ticker = tokio::time::interval(MIRROR_INTERVAL);
     loop {
@@ -266,7 +328,7 @@ async fn take_over(
         };
         let record = MigrationRecord {
             state: snapshot.state.as_str().to_string(),
-            paused: snapshot.state == State::Paused,
+            paused: hold.load(Ordering::SeqCst),
             request: snapshot.request.clone(),
             engine,
             leader: leader.clone(),

@@ -358,3 +358,61 @@ async fn oversized_bodies_are_refused_in_the_error_shape() {
         &["too large"],
     );
 }
+
+/// Records what it is told, or refuses while `refuse` is set.
+#[derive(Default)]
+struct Journal {
+    refuse: std::sync::atomic::AtomicBool,
+    recorded: parking_lot::Mutex<Vec<bool>>,
+}
+
+impl c2c_coordinator::coordinator::PauseJournal for Journal {
+    fn record(&self, paused: bool) -> c2c_coordinator::driver::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("etcd: no leader".into());
+            }
+            self.recorded.lock().push(paused);
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn pause_and_resume_are_journaled_before_they_apply_and_refused_if_they_cannot_be() {
+    let api = running().await;
+    let journal = std::sync::Arc::new(Journal::default());
+    api.coordinator.set_pause_journal(journal.clone());
+
+    journal
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_error(
+        &api.post("/api/v1/pause", "{}").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "LeaderUnavailable",
+        &["could not be recorded in etcd", "etcd: no leader"],
+    );
+    assert_eq!(api.progress().await["state"], "RUNNING");
+    assert!(
+        !api.driver
+            .calls()
+            .iter()
+            .any(|call| matches!(call, DriverCall::Pause)),
+        "the engine was paused although the pause was not recorded"
+    );
+
+    journal
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_success(&api.post("/api/v1/pause", "{}").await);
+    // An engine that cannot resume: the journal is set back to paused.
+    api.driver.fail_next(
+        DriverMethod::Resume,
+        EngineError::Fatal("checkpoint unreadable".into()),
+    );
+    let _ = api.post("/api/v1/resume", "{}").await;
+    assert_eq!(api.progress().await["state"], "PAUSED");
+    assert_success(&api.post("/api/v1/resume", "{}").await);
+    assert_eq!(*journal.recorded.lock(), [true, false, true, false]);
+}

@@ -123,6 +123,7 @@ impl Harness {
                         request_json: serde_json::to_string(request).expect("request json"),
                         load_level: None,
                         worker_tls: None,
+                        hold: Default::default(),
                     },
                     members_rx.clone(),
                     Arc::new(MemoryPlanStore::default()),
