@@ -152,17 +152,25 @@ impl Visit for Fields {
         self.insert(field.name(), Value::Bool(value));
     }
 
-    /// An error with its chain of causes, `outer: inner: root`.
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let mut text = value.to_string();
-        let mut cause = value.source();
-        while let Some(inner) = cause {
-            text.push_str(": ");
-            text.push_str(&inner.to_string());
-            cause = inner.source();
-        }
-        self.insert(field.name(), Value::String(text));
+        self.insert(field.name(), Value::String(error_chain(value)));
     }
+}
+
+/// An error with its chain of causes, `outer: inner: root` (a TLS or DNS failure is often
+/// only named deep in it); a cause whose text the chain already holds is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// One event, ready to be written.

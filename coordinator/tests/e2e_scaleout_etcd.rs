@@ -12,34 +12,14 @@ use std::time::{Duration, Instant};
 use bson::doc;
 use c2c_api::v1::worker_client::WorkerClient;
 use c2c_api::v1::WatchWorkerRequest;
-use c2c_engine::compare::compare_clusters;
-use c2c_engine::filter::NamespaceFilter;
 use c2c_membership::{MigrationId, StateKey, StateReader};
 use common::processes::{Deployment, MIGRATION};
-use common::{assert_equal, load_databases, write_round};
+use common::{load_databases, write_round};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 const CONVERGE: Duration = Duration::from_secs(180);
 const FAILOVER: Duration = Duration::from_secs(20);
-
-async fn assert_clusters_equal(deployment: &Deployment) {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let report = compare_clusters(
-            &deployment.source.client,
-            &deployment.destination.client,
-            &NamespaceFilter::default(),
-        )
-        .await
-        .expect("compare");
-        if report.is_equal() || Instant::now() > deadline {
-            assert_equal(&report);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 fn copied(progress: &Value) -> u64 {
     progress["collectionCopy"]["estimatedCopiedBytes"]
@@ -104,7 +84,7 @@ async fn follower_api_and_kill_9_of_the_leader_and_a_worker_during_copy() {
     d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
     write_round(&d.source.client, 3).await;
-    assert_clusters_equal(&d).await;
+    d.assert_clusters_equal().await;
     let progress = d
         .wait_for(
             &leader,
@@ -125,7 +105,7 @@ async fn follower_api_and_kill_9_of_the_leader_and_a_worker_during_copy() {
         .wait_for(&leader, |p| p["state"] == "COMMITTED", CONVERGE)
         .await;
     assert_eq!(committed["canWrite"], json!(true), "{committed}");
-    assert_clusters_equal(&d).await;
+    d.assert_clusters_equal().await;
 
     // The leader mirrors the migration into etcd: state, request, the engine's phase, T0.
     let reader = StateReader::new(
@@ -250,7 +230,7 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
     let leader = d.serving_leader(None, FAILOVER).await;
     d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
-    assert_clusters_equal(&d).await;
+    d.assert_clusters_equal().await;
     d.wait_for(&leader, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
 
@@ -266,7 +246,7 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
         .wait_for(&new_leader, |p| p["state"] == "COMMITTED", CONVERGE)
         .await;
     assert_eq!(committed["canWrite"], json!(true), "{committed}");
-    assert_clusters_equal(&d).await;
+    d.assert_clusters_equal().await;
 
     // Reverse through the follower: the workers stream cluster1's writes back to cluster1.
     let follower = d.follower().await;
@@ -382,6 +362,6 @@ async fn a_paused_migration_stays_paused_through_a_leader_failover() {
     assert_eq!(status, 200, "/resume: {body}");
     d.wait_for(&new_leader, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
-    assert_clusters_equal(&d).await;
+    d.assert_clusters_equal().await;
     d.passed();
 }

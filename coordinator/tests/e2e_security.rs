@@ -10,18 +10,16 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use c2c_api::v1::migration_client::MigrationClient;
 use c2c_api::v1::worker_client::WorkerClient;
 use c2c_api::v1::{ProgressRequest, WatchWorkerRequest};
-use c2c_engine::compare::compare_clusters;
-use c2c_engine::filter::NamespaceFilter;
 use c2c_membership::etcd_testing::{EtcdServer, EtcdServerTls};
 use c2c_membership::{EtcdSecurity, EtcdTls};
+use common::load_databases;
 use common::pki::TestPki;
 use common::processes::{Deployment, Secured};
-use common::{assert_equal, load_databases};
 use etcd_client::{Permission, PermissionType};
 use serde_json::{json, Value};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -289,21 +287,7 @@ async fn mutual_tls_between_processes_and_etcd_with_tls_and_a_user() {
     assert_eq!(status, 200, "/commit: {body}");
     d.wait_for(&leader, |p| p["state"] == "COMMITTED", CONVERGE)
         .await;
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let report = compare_clusters(
-            &d.source.client,
-            &d.destination.client,
-            &NamespaceFilter::default(),
-        )
-        .await
-        .expect("compare");
-        if report.is_equal() || Instant::now() > deadline {
-            assert_equal(&report);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    d.assert_clusters_equal().await;
     let leader_log = d.coordinator(&leader).log_text();
     assert!(
         leader_log

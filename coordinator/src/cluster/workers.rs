@@ -221,11 +221,11 @@ async fn watch_reports(
             Err(status) if !reached.load(Ordering::Relaxed) && !warned => {
                 warned = true;
                 failures += 1;
-                tracing::warn!(worker = %worker, error = %describe_status(&status), "cannot reach this registered worker; it is not given work until it answers");
+                tracing::warn!(worker = %worker, error = %crate::log_format::error_chain(&status), "cannot reach this registered worker; it is not given work until it answers");
             }
             Err(status) => {
                 failures += 1;
-                tracing::debug!(worker = %worker, error = %describe_status(&status), "worker progress stream unavailable");
+                tracing::debug!(worker = %worker, error = %crate::log_format::error_chain(&status), "worker progress stream unavailable");
             }
         }
         tokio::time::sleep(watch_retry_delay(reached.load(Ordering::Relaxed), failures)).await;
@@ -240,18 +240,6 @@ fn watch_retry_delay(reached: bool, failures: u32) -> Duration {
         return WATCH_RETRY;
     }
     (WATCH_RETRY * 2u32.saturating_pow(failures.min(8))).min(WATCH_RETRY_UNREACHED_MAX)
-}
-
-/// A status with the chain of its source errors (a TLS failure is only named there).
-fn describe_status(status: &tonic::Status) -> String {
-    let mut text = status.message().to_string();
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        source = error.source();
-    }
-    text
 }
 
 /// Whether a report is recent enough to count (a silent worker is not steady).

@@ -48,7 +48,7 @@ pub async fn connect_etcd(
                 )
             }
             Err(error) => {
-                tracing::warn!(error = %describe_error(&error), endpoints = ?endpoints, "etcd is unreachable (--etcd); retrying")
+                tracing::warn!(error = %c2c_coordinator::log_format::error_chain(&error), endpoints = ?endpoints, "etcd is unreachable (--etcd); retrying")
             }
         }
         tokio::select! {
@@ -56,21 +56,6 @@ pub async fn connect_etcd(
             () = stopping.cancelled() => return Ok(None),
         }
     }
-}
-
-/// An error with its sources (a TLS failure is only named deep in the chain).
-fn describe_error(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// This host's name, for default ids.

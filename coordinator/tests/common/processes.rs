@@ -292,6 +292,25 @@ impl Deployment {
         self.workers.push(child);
     }
 
+    /// Waits (up to 180 s) until the destination equals the source, then asserts it.
+    pub async fn assert_clusters_equal(&self) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let report = c2c_engine::compare::compare_clusters(
+                &self.source.client,
+                &self.destination.client,
+                &c2c_engine::filter::NamespaceFilter::default(),
+            )
+            .await
+            .expect("compare");
+            if report.is_equal() || Instant::now() > deadline {
+                super::assert_equal(&report);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     pub fn coordinator(&mut self, id: &str) -> &mut Child {
         self.coordinators
             .iter_mut()
