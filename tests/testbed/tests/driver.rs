@@ -832,3 +832,122 @@ async fn legacy_op_query_hello_gets_an_op_reply() {
     assert_eq!(refused.get_i32("code").unwrap(), 352);
     testbed.shutdown().await;
 }
+
+/// A leading `$sample` picks documents of the collection without replacement (mongod's
+/// random cursor); the later stages run on what it picked, and a view samples its output.
+#[tokio::test]
+async fn sample_picks_distinct_documents_and_feeds_the_rest_of_the_pipeline() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("s");
+    let collection: Collection<Document> = db.collection("c");
+    collection
+        .insert_many((0..500).map(|i| doc! {"_id": i, "even": i % 2 == 0, "pad": "x"}))
+        .await
+        .unwrap();
+    db.run_command(
+        doc! {"create": "evens", "viewOn": "c", "pipeline": [{"$match": {"even": true}}]},
+    )
+    .await
+    .unwrap();
+    let picked: Vec<Document> = collection
+        .aggregate(vec![
+            doc! {"$sample": {"size": 40}},
+            doc! {"$project": {"_id": 1}},
+        ])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut ids: Vec<i32> = picked.iter().map(|d| d.get_i32("_id").unwrap()).collect();
+    assert!(picked.iter().all(|d| d.len() == 1), "{picked:?}");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    assert!(ids.iter().all(|id| (0..500).contains(id)));
+    let all: Vec<Document> = collection
+        .aggregate(vec![doc! {"$sample": {"size": 10_000}}])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 500);
+    let from_view: Vec<Document> = db
+        .collection::<Document>("evens")
+        .aggregate(vec![doc! {"$sample": {"size": 30}}])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(from_view.len(), 30);
+    assert!(from_view.iter().all(|d| d.get_bool("even").unwrap()));
+    let missing: Vec<Document> = db
+        .collection::<Document>("none")
+        .aggregate(vec![doc! {"$sample": {"size": 3}}])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(missing.is_empty());
+    testbed.shutdown().await;
+}
+
+/// `find` with `collectionUUID` runs only on that collection; after a rename the old
+/// name answers CollectionUUIDMismatch (361) naming where it went, as mongod 6.0+.
+#[tokio::test]
+async fn find_with_collection_uuid_refuses_a_renamed_collection() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("u");
+    db.collection::<Document>("a")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let listed: Vec<Document> = db
+        .run_cursor_command(doc! {"listCollections": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let uuid = listed[0]
+        .get_document("info")
+        .unwrap()
+        .get("uuid")
+        .unwrap()
+        .clone();
+    let found: Vec<Document> = db
+        .run_cursor_command(doc! {"find": "a", "filter": {}, "collectionUUID": uuid.clone()})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "u.a", "to": "u.b"})
+        .await
+        .unwrap();
+    let (code, message) = command_error(
+        db.run_command(doc! {"find": "a", "collectionUUID": uuid.clone()})
+            .await,
+    )
+    .await;
+    assert_eq!(code, 361, "{message}");
+    let raw = db
+        .run_command(doc! {"find": "b", "collectionUUID": "not a uuid"})
+        .await;
+    assert_eq!(command_error(raw).await.0, 14);
+    let found: Vec<Document> = db
+        .run_cursor_command(doc! {"find": "b", "filter": {}, "collectionUUID": uuid})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    testbed.shutdown().await;
+}

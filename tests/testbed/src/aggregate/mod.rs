@@ -23,6 +23,7 @@ use crate::query::matcher::Matcher;
 use crate::query::sort::SortSpec;
 use group::Group;
 use projection::Projection;
+pub(crate) use stages::sample_in_place;
 use stages::{ReplaceRoot, Unwind};
 
 /// Options fixed when the testbed starts.
@@ -112,8 +113,34 @@ impl Pipeline {
     }
 
     pub fn run(&self, input: Vec<Document>) -> CmdResult<Vec<Document>> {
+        self.run_from(0, input)
+    }
+
+    /// The size of a leading `$sample` and the seed it would use: a collection answers
+    /// it by picking documents without reading the others, as mongod's random cursor does
+    /// (see `sample_collection`); the caller then runs the rest with `run_after_sample`.
+    pub fn leading_sample(&self) -> Option<(u64, Option<u64>)> {
+        match self.stages.first() {
+            Some(Stage::Sample(size)) => Some((*size, self.sample_seed(0))),
+            _ => None,
+        }
+    }
+
+    /// Runs the stages after a leading `$sample` over the documents it picked.
+    pub fn run_after_sample(&self, sampled: Vec<Document>) -> CmdResult<Vec<Document>> {
+        self.run_from(1, sampled)
+    }
+
+    /// Each `$sample` stage gets its own stream so two stages do not mirror each other.
+    fn sample_seed(&self, position: usize) -> Option<u64> {
+        self.options
+            .sample_seed
+            .map(|seed| seed ^ (position as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    fn run_from(&self, first: usize, input: Vec<Document>) -> CmdResult<Vec<Document>> {
         let mut docs = input;
-        for (position, stage) in self.stages.iter().enumerate() {
+        for (position, stage) in self.stages.iter().enumerate().skip(first) {
             docs = match stage {
                 Stage::Match(matcher) => {
                     let mut kept = Vec::with_capacity(docs.len());
@@ -147,12 +174,8 @@ impl Pipeline {
                 Stage::Group(group) => group.run(docs)?,
                 Stage::Count(field) => stages::run_count(field, docs),
                 Stage::Sample(size) => {
-                    // Each $sample stage gets its own stream so two stages do not mirror each other.
-                    let seed = self
-                        .options
-                        .sample_seed
-                        .map(|seed| seed ^ (position as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                    stages::run_sample(*size, docs, seed)
+                    stages::sample_in_place(*size, &mut docs, self.sample_seed(position));
+                    docs
                 }
                 Stage::ReplaceRoot(replace, _) => docs
                     .iter()

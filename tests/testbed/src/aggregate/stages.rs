@@ -97,19 +97,20 @@ pub(crate) fn parse_sample(value: &Bson) -> CmdResult<u64> {
     size.ok_or_else(|| loc(28749, "$sample stage must specify a size"))
 }
 
-/// Sampling without replacement (partial Fisher-Yates), in random order.
-pub(crate) fn run_sample(size: u64, mut input: Vec<Document>, seed: Option<u64>) -> Vec<Document> {
+/// Sampling without replacement (partial Fisher-Yates): keeps `size` of `items`, in
+/// random order. Generic so a collection can sample references to its documents and
+/// copy only the ones picked.
+pub(crate) fn sample_in_place<T>(size: u64, items: &mut Vec<T>, seed: Option<u64>) {
     let mut rng = match seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
     };
-    let take = usize::try_from(size).unwrap_or(usize::MAX).min(input.len());
+    let take = usize::try_from(size).unwrap_or(usize::MAX).min(items.len());
     for i in 0..take {
-        let j = rng.gen_range(i..input.len());
-        input.swap(i, j);
+        let j = rng.gen_range(i..items.len());
+        items.swap(i, j);
     }
-    input.truncate(take);
-    input
+    items.truncate(take);
 }
 
 #[derive(Debug, Clone)]

@@ -145,6 +145,9 @@ pub fn find(server: &Server, db: &str, body: &Document) -> CmdResult<Document> {
     };
     let ns = format!("{db}.{coll}");
     let store = server.store.lock();
+    if let Some(expected) = body.get("collectionUUID") {
+        check_collection_uuid(&store, db, &coll, expected)?;
+    }
     let Some(collection) = store.catalog.collection(db, &coll) else {
         return Ok(first_batch_reply(0, &ns, Vec::new()));
     };
@@ -805,24 +808,35 @@ pub fn aggregate(server: &Server, db: &str, body: &Document) -> CmdResult<Docume
         ));
     };
     let ns = format!("{db}.{coll}");
-    let (input, rest) = {
-        let store = server.store.lock();
-        if let Some(stage) = first_stage.and_then(|s| s.get("$collStats")) {
-            (
-                vec![coll_stats_stage(&store, server, db, &coll, stage)?],
-                &stages[1..],
-            )
-        } else {
-            (collection_input(&store, db, &coll)?, &stages[..])
-        }
-    };
+    let coll_stats = first_stage.and_then(|s| s.get("$collStats"));
     let pipeline = Pipeline::parse_with(
-        rest,
+        if coll_stats.is_some() {
+            &stages[1..]
+        } else {
+            &stages[..]
+        },
         &crate::aggregate::AggregateOptions {
             sample_seed: server.config.sample_seed,
         },
     )?;
-    let output = pipeline.run(input)?;
+    let output = {
+        let store = server.store.lock();
+        if let Some(stage) = coll_stats {
+            let input = vec![coll_stats_stage(&store, server, db, &coll, stage)?];
+            drop(store);
+            pipeline.run(input)?
+        } else if let Some(sampled) = pipeline
+            .leading_sample()
+            .and_then(|(size, seed)| sample_collection(&store, db, &coll, size, seed))
+        {
+            drop(store);
+            pipeline.run_after_sample(sampled)?
+        } else {
+            let input = collection_input(&store, db, &coll)?;
+            drop(store);
+            pipeline.run(input)?
+        }
+    };
     let mut cursor = FindCursor {
         db: db.to_string(),
         coll,
@@ -845,6 +859,70 @@ pub fn aggregate(server: &Server, db: &str, body: &Document) -> CmdResult<Docume
         Some(CursorKind::Find(Box::new(cursor))),
         body,
     ))
+}
+
+/// mongod's `collectionUUID` guard (6.0+): the command runs only if `coll` is the
+/// collection with that UUID; otherwise CollectionUUIDMismatch says where it is now
+/// (`actualCollection`: its name if it is in `db`, else null), so a reader can follow a
+/// rename instead of reading an empty namespace.
+fn check_collection_uuid(store: &Store, db: &str, coll: &str, expected: &Bson) -> CmdResult<()> {
+    let uuid = match expected {
+        Bson::Binary(binary) if binary.subtype == bson::spec::BinarySubtype::Uuid => binary
+            .to_uuid()
+            .map_err(|e| CommandError::bad_value(format!("invalid collectionUUID: {e}")))?,
+        _ => {
+            return Err(CommandError::type_mismatch(
+                "BSON field 'collectionUUID' is the wrong type, expected type 'uuid'",
+            ))
+        }
+    };
+    if store
+        .catalog
+        .collection(db, coll)
+        .is_some_and(|c| c.uuid == uuid)
+    {
+        return Ok(());
+    }
+    let actual = store
+        .catalog
+        .find_by_uuid(uuid)
+        .filter(|(found_db, _, _)| *found_db == db)
+        .map_or(Bson::Null, |(_, name, _)| Bson::String(name.to_string()));
+    Err(CommandError::new(
+        ErrorCode::CollectionUuidMismatch,
+        format!("Collection UUID {uuid} does not match collection name {db}.{coll}"),
+    )
+    .with_extra(doc! {
+        "db": db,
+        "collectionUUID": expected.clone(),
+        "expectedCollection": coll,
+        "actualCollection": actual,
+    }))
+}
+
+/// A leading `$sample` on a collection (not a view): picks `size` documents and copies
+/// only those, as mongod's random cursor reads only what it returns. Copying the whole
+/// collection first made sampling a large collection cost as much as reading it, under
+/// the store's lock.
+fn sample_collection(
+    store: &Store,
+    db: &str,
+    coll: &str,
+    size: u64,
+    seed: Option<u64>,
+) -> Option<Vec<Document>> {
+    let collection = store.catalog.collection(db, coll)?;
+    if matches!(collection.kind, CollKind::View { .. }) {
+        return None;
+    }
+    let mut keys: Vec<&Key> = collection.natural.values().collect();
+    crate::aggregate::sample_in_place(size, &mut keys, seed);
+    Some(
+        keys.into_iter()
+            .filter_map(|k| collection.docs.get(k))
+            .map(|s| (*s.doc).clone())
+            .collect(),
+    )
 }
 
 /// The documents an aggregation reads: the collection in natural order, or a view's
