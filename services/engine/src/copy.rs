@@ -34,6 +34,12 @@ const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 const BATCH_DOCUMENTS: usize = 4_000;
 /// `DuplicateKey`.
 const DUPLICATE_KEY: i32 = 11000;
+/// `CollectionUUIDMismatch`: the named collection is not the one with that UUID.
+const COLLECTION_UUID_MISMATCH: i32 = 361;
+/// `IDLUnknownField`: a source before 6.0 refusing `collectionUUID`.
+const UNKNOWN_FIELD: i32 = 40415;
+/// Renames of one collection followed during its copy before giving up.
+const MAX_RENAMES_FOLLOWED: u32 = 10;
 
 /// What one `copy_partition` call copied (the partition's running totals, including
 /// earlier runs, are in its metadata record).
@@ -66,9 +72,12 @@ pub async fn copy_partition(
         .database(&partition.ns.db)
         .collection_with_options::<RawDocumentBuf>(&partition.ns.coll, write_options);
     let mut reader = Reader {
+        source: source.clone(),
         collection: source
             .database(&partition.ns.db)
             .collection_with_options(&partition.ns.coll, read_options),
+        uuid: partition.uuid,
+        follows: 0,
         min: partition.min.clone(),
         max: partition.max.clone(),
         after: partition.last.clone(),
@@ -144,7 +153,17 @@ struct Batch {
 /// The source side: an `_id`-bounded cursor that reopens after the last `_id` it handed
 /// out when a read fails, so a retried read neither loses nor repeats documents.
 struct Reader {
+    source: Client,
+    /// Where the partition's collection is now (its planned name, or the one it was
+    /// renamed to during the copy).
     collection: Collection<RawDocumentBuf>,
+    /// The collection's UUID: reads name it (`collectionUUID`), so a renamed collection
+    /// is refused instead of read as an empty namespace. None for records planned
+    /// without one, or when the source does not know the option (before 6.0).
+    uuid: Option<bson::Uuid>,
+    /// Renames followed so far (bounded: a collection renamed faster than it can be
+    /// found fails the copy instead of looping).
+    follows: u32,
     min: Option<Bson>,
     max: Option<Bson>,
     /// The last `_id` read (initially the checkpoint): a reopened cursor starts there.
@@ -188,7 +207,22 @@ impl Reader {
         }
         while !self.exhausted && !self.full() {
             if self.cursor.is_none() {
-                self.cursor = Some(self.open().await?);
+                match self.open().await {
+                    Ok(cursor) => self.cursor = Some(cursor),
+                    Err(error) if command_code(&error) == Some(COLLECTION_UUID_MISMATCH) => {
+                        self.follow_rename().await?;
+                        continue;
+                    }
+                    Err(error)
+                        if self.uuid.is_some()
+                            && matches!(command_code(&error), Some(UNKNOWN_FIELD)) =>
+                    {
+                        tracing::warn!(collection = %self.namespace(), "the source does not know find's collectionUUID (MongoDB before 6.0); reading by name, so a rename during the copy is not followed");
+                        self.uuid = None;
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                }
                 self.skip_equal_to_after = self.after.is_some();
             }
             let Some(cursor) = self.cursor.as_mut() else {
@@ -240,16 +274,60 @@ impl Reader {
         self.pending.last = Some(id);
     }
 
+    fn namespace(&self) -> String {
+        self.collection.namespace().to_string()
+    }
+
+    /// The collection's UUID no longer names the collection being read: it was renamed
+    /// (read on under its new name, writing to the same destination collection, which
+    /// the change stream's rename event later moves) or dropped (nothing left to copy;
+    /// the stream's drop event removes what was copied).
+    async fn follow_rename(&mut self) -> Result<(), Error> {
+        let Some(uuid) = self.uuid else {
+            return Err(Error::custom(
+                "collection UUID mismatch without a UUID".to_string(),
+            ));
+        };
+        self.follows += 1;
+        if self.follows > MAX_RENAMES_FOLLOWED {
+            return Err(Error::custom(format!(
+                "the collection being copied ({uuid}) was renamed more than {MAX_RENAMES_FOLLOWED} times during the copy"
+            )));
+        }
+        let from = self.namespace();
+        match locate_collection(&self.source, uuid, &self.collection.namespace().db).await? {
+            Some(ns) => {
+                tracing::info!(from = %from, to = %ns, "the collection being copied was renamed; reading on under its new name");
+                let read_options = CollectionOptions::builder()
+                    .read_concern(ReadConcern::majority())
+                    .build();
+                self.collection = self
+                    .source
+                    .database(&ns.db)
+                    .collection_with_options(&ns.coll, read_options);
+            }
+            None => {
+                tracing::info!(collection = %from, "the collection being copied was dropped; its copy ends here");
+                self.exhausted = true;
+            }
+        }
+        Ok(())
+    }
+
     /// Owns what it needs, so the copy future stays `Send` (the orchestrator spawns it).
     fn open(
         &self,
     ) -> impl std::future::Future<Output = Result<Cursor<RawDocumentBuf>, Error>> + Send + 'static
     {
         let collection = self.collection.clone();
+        let uuid = self.uuid;
         // Resuming: from the last `_id` taken (inclusive; it is skipped in `fill`).
         let min = self.after.clone().or_else(|| self.min.clone());
         let max = self.max.clone();
         async move {
+            if let Some(uuid) = uuid {
+                return open_by_uuid(&collection, uuid, min, max).await;
+            }
             let mut find = collection
                 .find(doc! {})
                 .hint(Hint::Keys(doc! {"_id": 1}))
@@ -263,6 +341,69 @@ impl Reader {
             }
             find.await
         }
+    }
+}
+
+/// The same read as the driver's `find` in `open`, as a command with `collectionUUID`
+/// (the driver's `find` has no such option).
+async fn open_by_uuid(
+    collection: &Collection<RawDocumentBuf>,
+    uuid: bson::Uuid,
+    min: Option<Bson>,
+    max: Option<Bson>,
+) -> Result<Cursor<RawDocumentBuf>, Error> {
+    let mut command = doc! {
+        "find": collection.name(),
+        "filter": {},
+        "hint": {"_id": 1},
+        "sort": {"_id": 1},
+        "batchSize": BATCH_DOCUMENTS as i32,
+        "readConcern": {"level": "majority"},
+        "collectionUUID": bson::Binary::from_uuid(uuid),
+    };
+    if let Some(min) = min {
+        command.insert("min", doc! {"_id": min});
+    }
+    if let Some(max) = max {
+        command.insert("max", doc! {"_id": max});
+    }
+    let database = collection.client().database(&collection.namespace().db);
+    Ok(database
+        .run_cursor_command(command)
+        .await?
+        .with_type::<RawDocumentBuf>())
+}
+
+/// Where the collection with `uuid` is now on `client`: `first_db` is searched first
+/// (renames mostly stay in their database), then every other database. None: dropped.
+pub(crate) async fn locate_collection(
+    client: &Client,
+    uuid: bson::Uuid,
+    first_db: &str,
+) -> Result<Option<crate::namespace::Namespace>, Error> {
+    let mut databases = retry("list source databases", || client.list_database_names()).await?;
+    databases.sort_by_key(|db| db != first_db);
+    for db in databases {
+        for entry in crate::discovery::list_collections(client, &db).await? {
+            let matches = entry
+                .get_document("info")
+                .ok()
+                .and_then(|info| info.get("uuid"))
+                .is_some_and(|found| {
+                    matches!(found, Bson::Binary(binary) if binary.to_uuid().ok() == Some(uuid))
+                });
+            if let (true, Ok(name)) = (matches, entry.get_str("name")) {
+                return Ok(Some(crate::namespace::Namespace::new(db.as_str(), name)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn command_code(error: &Error) -> Option<i32> {
+    match &*error.kind {
+        ErrorKind::Command(command) => Some(command.code),
+        _ => None,
     }
 }
 

@@ -147,6 +147,9 @@ pub struct PartitionRecord {
     pub done: bool,
     pub documents: u64,
     pub bytes: u64,
+    /// The source collection's UUID when it was planned: the copy reads with it, so a
+    /// rename during the copy is followed instead of leaving the rest unread.
+    pub uuid: Option<bson::Uuid>,
 }
 
 impl PartitionRecord {
@@ -159,7 +162,7 @@ impl PartitionRecord {
             Some(value) => doc! {"v": value.clone()},
             None => Document::new(),
         };
-        doc! {
+        let mut document = doc! {
             "_id": self.id.clone(),
             "db": self.ns.db.clone(),
             "coll": self.ns.coll.clone(),
@@ -169,7 +172,11 @@ impl PartitionRecord {
             "done": self.done,
             "documents": self.documents as i64,
             "bytes": self.bytes as i64,
+        };
+        if let Some(uuid) = self.uuid {
+            document.insert("uuid", bson::Binary::from_uuid(uuid));
         }
+        document
     }
 
     fn from_document(document: &Document) -> Result<PartitionRecord> {
@@ -190,6 +197,11 @@ impl PartitionRecord {
             done: document.get_bool("done").map_err(|_| bad("done"))?,
             documents: document.get_i64("documents").unwrap_or(0) as u64,
             bytes: document.get_i64("bytes").unwrap_or(0) as u64,
+            // Absent in records planned before UUIDs were kept: those read by name.
+            uuid: match document.get("uuid") {
+                Some(Bson::Binary(binary)) => binary.to_uuid().ok(),
+                _ => None,
+            },
         })
     }
 }

@@ -43,13 +43,13 @@ pub async fn plan(
         target_bytes,
     );
     if wanted <= 1 {
-        return Ok(ranges(&namespace.ns, Vec::new()));
+        return Ok(ranges(&namespace.ns, namespace.uuid, Vec::new()));
     }
     let sample_size = (wanted * OVERSAMPLE).min(namespace.estimated_documents);
     let samples = sample_ids(source, &namespace.ns, sample_size).await?;
     let boundaries = choose_boundaries(samples, usize::try_from(wanted).unwrap_or(usize::MAX));
     tracing::debug!(namespace = %namespace.ns, wanted, partitions = boundaries.len() + 1, "planned partitions");
-    Ok(ranges(&namespace.ns, boundaries))
+    Ok(ranges(&namespace.ns, namespace.uuid, boundaries))
 }
 
 /// How many partitions a collection of this size should have.
@@ -117,7 +117,11 @@ pub fn choose_boundaries(mut samples: Vec<Bson>, partitions: usize) -> Vec<Bson>
 /// Consecutive ranges over the boundaries: the first starts unbounded, the last ends
 /// unbounded, and each range's `max` is the next one's `min` (`min` inclusive, `max`
 /// exclusive), so together they cover every `_id` exactly once.
-pub fn ranges(ns: &Namespace, boundaries: Vec<Bson>) -> Vec<PartitionRecord> {
+pub fn ranges(
+    ns: &Namespace,
+    uuid: Option<bson::Uuid>,
+    boundaries: Vec<Bson>,
+) -> Vec<PartitionRecord> {
     let mut lower: Option<Bson> = None;
     let mut partitions = Vec::with_capacity(boundaries.len() + 1);
     let uppers = boundaries
@@ -134,6 +138,7 @@ pub fn ranges(ns: &Namespace, boundaries: Vec<Bson>) -> Vec<PartitionRecord> {
             done: false,
             documents: 0,
             bytes: 0,
+            uuid,
         });
         lower = upper;
     }
@@ -157,7 +162,7 @@ mod tests {
         assert_eq!(wanted_partitions(4096, 50, 1024), 4);
         assert_eq!(wanted_partitions(1 << 40, 3, 1024), 3);
         assert_eq!(wanted_partitions(1 << 40, 1 << 30, 1), MAX_PARTITIONS);
-        let one = ranges(&ns(), Vec::new());
+        let one = ranges(&ns(), None, Vec::new());
         assert_eq!(one.len(), 1);
         assert_eq!((one[0].min.clone(), one[0].max.clone()), (None, None));
         assert_eq!(one[0].id, PartitionRecord::id_for(&ns(), 0));
@@ -212,7 +217,7 @@ mod tests {
             boundaries,
             vec![Bson::Int32(250), Bson::Int32(500), Bson::Int32(750)]
         );
-        let parts = ranges(&ns(), boundaries);
+        let parts = ranges(&ns(), None, boundaries);
         assert_eq!(parts.len(), 4);
         assert_eq!(parts[0].min, None);
         assert_eq!(parts[3].max, None);

@@ -437,29 +437,33 @@ async fn transient_errors_on_both_clusters_are_retried() {
     stop(running).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renames_across_the_filter_stop_with_a_clear_error() {
+/// Renames the source's `app.<from>` to `app.<to>` under a filter of `app.kept` and
+/// `app.incoming`; the applier must stop with a fatal error naming both and `expected`.
+async fn refused_rename(from: &str, to: &str, expected: &str) {
     let clusters = clusters().await;
-    let spec: FilterSpec =
-        serde_json::from_value(serde_json::json!({"database": "app", "collections": ["kept"]}))
-            .expect("spec");
+    let spec: FilterSpec = serde_json::from_value(
+        serde_json::json!({"database": "app", "collections": ["kept", "incoming"]}),
+    )
+    .expect("spec");
     let filter = NamespaceFilter::compile(&[spec], &[]).expect("filter");
-    coll(&clusters, "app", "kept")
-        .insert_one(doc! {"_id": 1})
-        .await
-        .expect("seed");
+    for name in ["kept", "outside"] {
+        coll(&clusters, "app", name)
+            .insert_one(doc! {"_id": 1})
+            .await
+            .expect("seed");
+    }
     let t0 = source_time(&clusters.source).await;
     initial_copy(&clusters, &filter).await;
     let running = start(
         &clusters,
         &filter,
         StartAt::OperationTime(t0),
-        spill("rename", 1 << 20, 64 << 10),
+        spill(&format!("rename-{from}"), 1 << 20, 64 << 10),
     );
     clusters
         .source
         .database("admin")
-        .run_command(doc! {"renameCollection": "app.kept", "to": "app.elsewhere"})
+        .run_command(doc! {"renameCollection": format!("app.{from}"), "to": format!("app.{to}")})
         .await
         .expect("rename");
     let applier = running.applier.expect("applier");
@@ -469,10 +473,20 @@ async fn renames_across_the_filter_stop_with_a_clear_error() {
         .expect("task");
     match outcome {
         Err(EngineError::Fatal(message)) => assert!(
-            message.contains("app.kept") && message.contains("app.elsewhere"),
+            message.contains(&format!("app.{from}"))
+                && message.contains(&format!("app.{to}"))
+                && message.contains(expected),
             "{message}"
         ),
         other => panic!("expected a fatal rename error, got {other:?}"),
     }
     running.cancel.cancel();
+}
+
+/// mongosync stops on a rename out of the filter, and on one into it from a name it
+/// excludes (the destination never had those documents).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_across_the_filter_stop_with_a_clear_error() {
+    refused_rename("kept", "elsewhere", "does not include").await;
+    refused_rename("outside", "incoming", "includes only the new name").await;
 }

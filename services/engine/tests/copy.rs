@@ -670,3 +670,97 @@ async fn transient_read_and_write_failures_lose_and_repeat_nothing() {
         all_raw(&source, &ns).await
     );
 }
+
+/// A collection renamed while it is copied is read on under its new name (the copy
+/// names it by UUID; by name it would read an empty namespace and call the partition
+/// done with the rest missing), and one dropped ends its copy without an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_renamed_or_dropped_during_its_copy_is_followed() {
+    let (_s, source) = cluster().await;
+    let (_d, destination) = cluster().await;
+    let ns = Namespace::new("app", "moving");
+    let documents = mixed_documents(2400);
+    let total = documents.len() as u64;
+    source
+        .database("app")
+        .collection::<Document>("moving")
+        .insert_many(documents)
+        .await
+        .expect("seed");
+    let partitions = prepare(&source, &destination, &ns, u64::MAX).await;
+    assert_eq!(partitions.len(), 1);
+    assert!(partitions[0].uuid.is_some(), "planned without the UUID");
+
+    // The copy stopped after 900 documents; then the source collection was renamed.
+    let ordered = all_raw(&source, &ns).await;
+    let raw: Vec<RawDocumentBuf> = ordered
+        .iter()
+        .map(|b| RawDocumentBuf::from_bytes(b.clone()).expect("raw"))
+        .collect();
+    destination
+        .database("app")
+        .collection::<RawDocumentBuf>("moving")
+        .insert_many(&raw[..900])
+        .await
+        .expect("partial copy");
+    let last = Bson::try_from(raw[899].get("_id").expect("_id").expect("_id")).expect("bson");
+    let metadata = Metadata::new(&destination);
+    metadata
+        .checkpoint_partition(&partitions[0].id, &last, 900, 0, false)
+        .await
+        .expect("checkpoint");
+    source
+        .database("admin")
+        .run_command(doc! {"renameCollection": "app.moving", "to": "app.moved"})
+        .await
+        .expect("rename");
+
+    let resumed = metadata.load_partitions().await.expect("load").remove(0);
+    assert_eq!(resumed.uuid, partitions[0].uuid);
+    let stats = copy_partition(
+        &source,
+        &destination,
+        &metadata,
+        &resumed,
+        &Progress::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("copy after the rename");
+    assert_eq!(stats.documents, total - 900);
+    // Written under the planned name: the stream's rename event moves it later.
+    assert_eq!(all_raw(&destination, &ns).await, ordered);
+    assert_eq!(
+        all_raw(&source, &Namespace::new("app", "moved")).await,
+        ordered
+    );
+
+    // Dropped before its copy: nothing to read, the partition is done.
+    let gone = Namespace::new("app", "gone");
+    source
+        .database("app")
+        .collection::<Document>("gone")
+        .insert_many((0..50).map(|i| doc! {"_id": i}))
+        .await
+        .expect("seed gone");
+    let partitions = prepare(&source, &destination, &gone, u64::MAX).await;
+    source
+        .database("app")
+        .collection::<Document>("gone")
+        .drop()
+        .await
+        .expect("drop");
+    let stats = copy_partition(
+        &source,
+        &destination,
+        &metadata,
+        &partitions[0],
+        &Progress::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("copy of a dropped collection");
+    assert_eq!(stats.documents, 0);
+    let saved = metadata.load_partitions().await.expect("load");
+    assert!(saved.iter().any(|p| p.id == partitions[0].id && p.done));
+}

@@ -195,6 +195,12 @@ impl DdlTarget<'_> {
 
     /// mongosync's rules: a rename within the filter is applied; out of the filter is an
     /// error that stops the sync; across databases only into a wholly included database.
+    ///
+    /// A rename *into* the filter from a name it excludes is refused as mongosync does
+    /// (within a database both names must be included). Across databases MongoDB never
+    /// logs one rename: it copies into a temporary collection of the target database and
+    /// renames that within it (SERVER-62556), so with the whole target database included
+    /// those events all match and are applied like any other.
     async fn rename(&mut self, from: &Namespace, to: &Namespace, drop_target: bool) -> Result<()> {
         match (self.filter.matches(from), self.filter.matches(to)) {
             (true, false) => {
@@ -205,7 +211,9 @@ impl DdlTarget<'_> {
             }
             (false, true) => {
                 return Err(EngineError::Fatal(format!(
-                    "renaming a collection into the filter is not supported yet: {from} was renamed to {to}"
+                    "{from} was renamed to {to}, but the namespace filter includes only the new name; \
+                     a rename is synced only when the filter includes both names or the whole database \
+                     (mongosync's rule), since the destination never had {from}'s documents"
                 )))
             }
             (false, false) => return Ok(()),
