@@ -230,6 +230,13 @@ async fn order_per_key_holds_across_lanes_and_through_the_spill_files() {
     hot.insert_many((0..20).map(|i| doc! {"_id": i, "v": 0, "log": []}))
         .await
         .expect("seed");
+    // Interleaved with `hot`, deletes and re-inserts of the same documents between
+    // updates of others: the applier batches by collection and by kind, and must never
+    // let one document's events pass each other.
+    let warm = coll(&clusters, "app", "warm");
+    warm.insert_many((0..12).map(|i| doc! {"_id": i, "v": 0}))
+        .await
+        .expect("seed warm");
     let t0 = source_time(&clusters.source).await;
     initial_copy(&clusters, &filter).await;
     // A tiny memory bound: nearly everything goes through segment files.
@@ -240,6 +247,16 @@ async fn order_per_key_holds_across_lanes_and_through_the_spill_files() {
         spill("order", 4096, 16 << 10),
     );
     for round in 0..300 {
+        let churned = round % 5;
+        warm.delete_one(id(churned)).await.expect("warm delete");
+        if round % 7 != 3 {
+            warm.insert_one(doc! {"_id": churned, "round": round})
+                .await
+                .expect("warm reinsert");
+        }
+        warm.update_one(id(5 + round % 7), doc! {"$inc": {"v": 1}})
+            .await
+            .expect("warm inc");
         hot.update_one(id(0), doc! {"$set": {"v": round}})
             .await
             .expect("hot set");

@@ -3,15 +3,18 @@
 //!
 //! Events are routed to lanes by a hash of (namespace, canonical `_id`), so every event
 //! of one document goes to the same lane, in stream order; lanes run concurrently. A
-//! lane sends consecutive events of one namespace as one `update` (or `delete`) command
-//! with many statements, `ordered: true`, so order inside the lane holds.
+//! lane takes its events namespace by namespace and sends them as `update` and `delete`
+//! commands of many statements, `ordered: true`; a document's events never pass each
+//! other, which is the only order that matters.
+
+use std::collections::{HashMap, HashSet};
 
 use bson::{doc, Bson, Document};
 use mongodb::options::{CollectionOptions, ReadConcern};
 use mongodb::Client;
 
 use super::event::{Event, EventKind};
-use super::lanes::lane_of;
+use super::lanes::{key_hash, lane_of};
 use crate::error::{EngineError, Result};
 use crate::namespace::Namespace;
 use crate::retry::retry;
@@ -171,33 +174,110 @@ impl<'e> Pending<'e> {
     }
 }
 
+/// A lane's events go out namespace by namespace. Order only matters per document, and
+/// a document belongs to one namespace, so this keeps every guarantee while writes that
+/// interleave collections (the usual case) still fill commands: taken in stream order,
+/// every switch of collection would end a command, one round trip per event or two.
 async fn apply_lane(target: &CrudTarget<'_>, events: &[&Event]) -> Result<()> {
-    let mut pending = Pending::new();
+    let mut groups: Vec<Vec<&Event>> = Vec::new();
+    let mut group_of: HashMap<&Namespace, usize> = HashMap::new();
     for event in events {
         let Some(ns) = event.kind.crud_ns() else {
             continue;
         };
+        let index = *group_of.entry(ns).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[index].push(event);
+    }
+    for group in groups {
+        apply_namespace(target, &group).await?;
+    }
+    Ok(())
+}
+
+/// One namespace's events of a lane, as few commands as they allow. Updates (upserts,
+/// replacements) and deletes collect in two commands at once; only a document's own
+/// events must stay in order, so an event whose document has a statement waiting in the
+/// other command sends that command first. Keys are compared by hash: a collision only
+/// sends a command early.
+async fn apply_namespace(target: &CrudTarget<'_>, events: &[&Event]) -> Result<()> {
+    let mut updates = Waiting::new();
+    let mut deletes = Waiting::new();
+    for event in events {
+        let (Some(ns), Some(id)) = (event.kind.crud_ns(), event.kind.document_id()) else {
+            continue;
+        };
+        let key = key_hash(ns, id);
         let (statements, delete) = match plan(event) {
             Plan::Update(statements) => (statements, false),
             Plan::Delete(statement) => (vec![statement], true),
             Plan::Refetch => {
-                flush(target, &mut pending).await?;
+                updates.flush_if_holding(target, key).await?;
+                deletes.flush_if_holding(target, key).await?;
                 refetch(target, event).await?;
                 continue;
             }
         };
-        if !pending.accepts(ns, delete, event.size) {
-            flush(target, &mut pending).await?;
+        let (own, other) = if delete {
+            (&mut deletes, &mut updates)
+        } else {
+            (&mut updates, &mut deletes)
+        };
+        other.flush_if_holding(target, key).await?;
+        if !own.pending.accepts(ns, delete, event.size) {
+            own.flush(target).await?;
         }
-        pending.ns = Some(ns);
-        pending.delete = delete;
-        pending.bytes += event.size;
-        for statement in statements {
-            pending.statements.push(statement);
-            pending.owners.push(event);
+        own.add(ns, delete, key, event, statements);
+    }
+    updates.flush(target).await?;
+    deletes.flush(target).await
+}
+
+/// A command being filled and the documents it touches.
+struct Waiting<'e> {
+    pending: Pending<'e>,
+    keys: HashSet<u64>,
+}
+
+impl<'e> Waiting<'e> {
+    fn new() -> Waiting<'e> {
+        Waiting {
+            pending: Pending::new(),
+            keys: HashSet::new(),
         }
     }
-    flush(target, &mut pending).await
+
+    fn add(
+        &mut self,
+        ns: &'e Namespace,
+        delete: bool,
+        key: u64,
+        event: &'e Event,
+        statements: Vec<Document>,
+    ) {
+        self.pending.ns = Some(ns);
+        self.pending.delete = delete;
+        self.pending.bytes += event.size;
+        for statement in statements {
+            self.pending.statements.push(statement);
+            self.pending.owners.push(event);
+        }
+        self.keys.insert(key);
+    }
+
+    async fn flush(&mut self, target: &CrudTarget<'_>) -> Result<()> {
+        self.keys.clear();
+        flush(target, &mut self.pending).await
+    }
+
+    async fn flush_if_holding(&mut self, target: &CrudTarget<'_>, key: u64) -> Result<()> {
+        if self.keys.contains(&key) {
+            self.flush(target).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Sends the pending command. On a write error the failing statement's event is

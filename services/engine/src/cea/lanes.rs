@@ -12,10 +12,16 @@ use crate::namespace::Namespace;
 /// a symbol) hash equally: a delete of `{_id: 1}` followed by an insert of `{_id: 1.0}`
 /// touch the same destination document and must stay in order.
 pub fn lane_of(ns: &Namespace, id: &Bson, lanes: usize) -> usize {
+    (key_hash(ns, id) % lanes as u64) as usize
+}
+
+/// A hash of the destination document an event touches, equal for `_id`s mongod treats
+/// as equal (see `lane_of`).
+pub fn key_hash(ns: &Namespace, id: &Bson) -> u64 {
     let mut hasher = DefaultHasher::new();
     ns.hash(&mut hasher);
     canonical_hash(id, &mut hasher);
-    (hasher.finish() % lanes as u64) as usize
+    hasher.finish()
 }
 
 fn canonical_hash(value: &Bson, hasher: &mut DefaultHasher) {
