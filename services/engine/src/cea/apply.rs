@@ -1,5 +1,7 @@
 //! The applier: pops batches of change events from the spill and applies them to the
-//! destination, then checkpoints the last one.
+//! destination, then checkpoints the last one — while the next batch is applied, so a
+//! checkpoint costs no round trip of its own (it is awaited before the next checkpoint,
+//! when the stream goes idle, and before `run_until` returns).
 //!
 //! - CRUD runs go through parallel lanes (order per document key, see `crud`);
 //! - DDL events are barriers: the CRUD run before them is finished first, then the DDL
@@ -60,7 +62,14 @@ pub struct Applier {
     options: ApplierOptions,
     /// Namespace records, loaded at the first DDL event.
     records: Option<HashMap<Namespace, NamespaceRecord>>,
+    /// The previous batch's checkpoint, still being written: the next batch's writes go
+    /// out beside it instead of after one more round trip. Losing it (a crash, a
+    /// cancel) only means that batch is applied again, which is idempotent. (In a mutex
+    /// only so the applier stays `Sync`; it is reached through `&mut self`, unlocked.)
+    checkpoint_in_flight: parking_lot::Mutex<Option<CheckpointWrite>>,
 }
+
+type CheckpointWrite = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
 
 impl Applier {
     pub fn new(
@@ -81,6 +90,7 @@ impl Applier {
             progress,
             options,
             records: None,
+            checkpoint_in_flight: parking_lot::Mutex::new(None),
         }
     }
 
@@ -136,6 +146,8 @@ impl Applier {
                     outcome = self.apply_batch(&batch[..end]).instrument(batch_span(&batch[..end])) => outcome?,
                 }
             }
+            // The caller goes on from the checkpoint (commit, reverse): it must be written.
+            self.finish_checkpoint().await?;
             return Ok((!reached).then(|| batch[stop].clone()));
         }
     }
@@ -153,6 +165,11 @@ impl Applier {
                 .events_buffered
                 .store(self.spill.len() as u64, Ordering::Relaxed);
             if batch.is_empty() {
+                // Idle: make the last checkpoint durable before waiting.
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                    outcome = self.finish_checkpoint() => outcome?,
+                }
                 self.note_drained();
                 tokio::select! {
                     _ = cancel.cancelled() => return Err(EngineError::Cancelled),
@@ -191,12 +208,13 @@ impl Applier {
         let mut run: Vec<&Event> = Vec::new();
         let mut applied = 0u64;
         let mut by_type = AppliedCounts::default();
+        let mut previous = self.checkpoint_in_flight.get_mut().take();
         for event in batch {
             by_type.add(&event.kind);
             match &event.kind {
                 EventKind::HighWaterMark => {}
                 kind if kind.is_ddl() => {
-                    self.apply_run(&mut run).await?;
+                    self.apply_run_beside(&mut run, previous.take()).await?;
                     self.apply_ddl(event).await?;
                     self.checkpoint(event).await?;
                     self.progress
@@ -210,9 +228,16 @@ impl Applier {
                 }
             }
         }
-        self.apply_run(&mut run).await?;
+        self.apply_run_beside(&mut run, previous.take()).await?;
         if let Some(last) = batch.last() {
-            self.checkpoint(last).await?;
+            let metadata = self.metadata.clone();
+            let checkpoint = CeaCheckpoint {
+                token: last.token.clone(),
+                cluster_time: last.cluster_time,
+            };
+            *self.checkpoint_in_flight.get_mut() = Some(Box::pin(async move {
+                metadata.save_cea_checkpoint(&checkpoint).await
+            }));
             let secs = i64::from(last.cluster_time.time);
             self.progress.applied_through.fetch_max(
                 crate::progress::pack_time(last.cluster_time),
@@ -237,6 +262,29 @@ impl Applier {
             .fetch_add(applied, Ordering::Relaxed);
         ENGINE.batch_applied(&by_type, started.elapsed());
         Ok(())
+    }
+
+    /// Applies `run` while the previous batch's checkpoint (if any) is written; both
+    /// must succeed. Checkpoints stay in order: the next is only started after this.
+    async fn apply_run_beside(
+        &self,
+        run: &mut Vec<&Event>,
+        previous: Option<CheckpointWrite>,
+    ) -> Result<()> {
+        match previous {
+            Some(previous) => futures::future::try_join(self.apply_run(run), previous)
+                .await
+                .map(|_| ()),
+            None => self.apply_run(run).await,
+        }
+    }
+
+    /// Waits for the checkpoint still being written, if any.
+    async fn finish_checkpoint(&mut self) -> Result<()> {
+        match self.checkpoint_in_flight.get_mut().take() {
+            Some(write) => write.await,
+            None => Ok(()),
+        }
     }
 
     async fn apply_run(&self, run: &mut Vec<&Event>) -> Result<()> {
