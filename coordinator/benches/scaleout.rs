@@ -38,6 +38,8 @@
 //! | `C2C_BENCH_LOSS_LATENCY_MS` | 20 | latency of the worker-loss run (so its copy lasts) |
 //! | `C2C_BENCH_LOSS_PARTITION_KIB` | 64 | partition size of the worker-loss run |
 //! | `C2C_BENCH_PARTS` | `scaling,failover,loss` | which of the three runs to do |
+//! | `C2C_BENCH_VERBOSITY` | `WARN` | `--verbosity` of the c2c processes |
+//! | `C2C_BENCH_KEEP_LOGS` | unset | set: keep the processes' logs (the path is printed) |
 //!
 //! The `c2c` binary is the package's own (`CARGO_BIN_EXE_c2c`, built by `cargo bench` in
 //! the same profile). etcd is the membership crate's test server (Debian's `etcd`).
@@ -469,7 +471,7 @@ impl Deployment {
             "--port".into(),
             port.to_string(),
             "--verbosity".into(),
-            "WARN".into(),
+            process_verbosity(),
         ];
         let mut proc = Proc {
             id: id.into(),
@@ -499,7 +501,7 @@ impl Deployment {
             "--port".into(),
             port.to_string(),
             "--verbosity".into(),
-            "WARN".into(),
+            process_verbosity(),
         ];
         let mut proc = Proc {
             id: id.into(),
@@ -694,8 +696,18 @@ impl Drop for Deployment {
                 eprintln!("{}", proc.log_tail(40));
             }
         }
+        if std::env::var_os("C2C_BENCH_KEEP_LOGS").is_some() {
+            eprintln!("process logs kept in {}", self.dir.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `--verbosity` of the c2c processes: `C2C_BENCH_VERBOSITY` (WARN), e.g. INFO with
+/// `C2C_BENCH_KEEP_LOGS=1` to read where a run's time went.
+fn process_verbosity() -> String {
+    std::env::var("C2C_BENCH_VERBOSITY").unwrap_or_else(|_| "WARN".into())
 }
 
 // ---------------------------------------------------------------------------------------

@@ -764,3 +764,29 @@ async fn a_collection_renamed_or_dropped_during_its_copy_is_followed() {
     let saved = metadata.load_partitions().await.expect("load");
     assert!(saved.iter().any(|p| p.id == partitions[0].id && p.done));
 }
+
+/// Partition records are saved a thousand per command: 2,500 of them (three commands)
+/// come back whole, and saving them again replaces instead of duplicating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_partition_records_round_trip() {
+    let (_d, destination) = cluster().await;
+    let ns = Namespace::new("app", "big");
+    let boundaries: Vec<Bson> = (1..2500).map(|i| Bson::Int64(i * 10)).collect();
+    let mut partitions = c2c_engine::partition::ranges(&ns, None, boundaries);
+    assert_eq!(partitions.len(), 2500);
+    let metadata = Metadata::new(&destination);
+    metadata.save_partitions(&partitions).await.expect("save");
+    partitions[1234].done = true;
+    partitions[1234].documents = 7;
+    metadata
+        .save_partitions(&partitions)
+        .await
+        .expect("save again");
+    let loaded = metadata.load_partitions().await.expect("load");
+    assert_eq!(loaded.len(), 2500);
+    for (saved, want) in loaded.iter().zip(&partitions) {
+        assert_eq!(saved.id, want.id);
+        assert_eq!((&saved.min, &saved.max), (&want.min, &want.max));
+        assert_eq!((saved.done, saved.documents), (want.done, want.documents));
+    }
+}

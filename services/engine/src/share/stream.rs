@@ -23,8 +23,9 @@ use crate::verify::{AppliedClock, Verifier, VerifierSetup, VerifierStore};
 
 /// How often the high-water mark moves while the shard's databases are idle.
 const MARK_EVERY: Duration = Duration::from_secs(1);
-/// How often a shard waiting for the end of the copy reads the persisted phase.
-const PHASE_POLL: Duration = Duration::from_millis(500);
+/// How often a shard waiting for the end of the copy reads the persisted phase (one
+/// small document; every poll interval is added to the time until steady state).
+const PHASE_POLL: Duration = Duration::from_millis(200);
 
 pub(super) struct StreamContext {
     pub flow: Clusters,
