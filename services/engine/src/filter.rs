@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bson::{doc, Document};
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -149,6 +150,26 @@ impl NamespaceFilter {
         }
     }
 
+    /// A change-stream `$match` that leaves other shards' planned databases out on the
+    /// server, so a scaled-out worker reads its share of the events rather than all of
+    /// them (mongod 5.1+ applies it inside the oplog scan). Databases created after
+    /// planning still arrive: their owner follows from a hash `$match` cannot compute,
+    /// and `matches` decides. None when there is no shard or nothing to leave out.
+    pub fn stream_match(&self) -> Option<Document> {
+        let shard = self.shard.as_ref()?;
+        let mut others: Vec<&str> = shard
+            .assigned
+            .iter()
+            .filter(|(_, owner)| **owner != shard.id)
+            .map(|(db, _)| db.as_str())
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        others.sort_unstable();
+        Some(doc! {"$match": {"ns.db": {"$nin": others}}})
+    }
+
     /// The user's filter (without a shard restriction) is empty.
     pub fn is_empty(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
@@ -276,6 +297,42 @@ fn compile_regex(list: &'static str, index: usize, spec: &RegexSpec) -> Result<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shards_stream_match_leaves_out_only_other_shards_planned_databases() {
+        let assigned: HashMap<String, u32> = [("a", 0), ("b", 1), ("c", 0), ("d", 2)]
+            .into_iter()
+            .map(|(db, shard)| (db.to_string(), shard))
+            .collect();
+        let filter = NamespaceFilter::default();
+        assert_eq!(filter.stream_match(), None);
+        let shard = |id| {
+            filter.with_shard(ShardSelector {
+                id,
+                count: 3,
+                assigned: assigned.clone(),
+            })
+        };
+        assert_eq!(
+            shard(0).stream_match(),
+            Some(doc! {"$match": {"ns.db": {"$nin": ["b", "d"]}}})
+        );
+        assert_eq!(
+            shard(1).stream_match(),
+            Some(doc! {"$match": {"ns.db": {"$nin": ["a", "c", "d"]}}})
+        );
+        // One shard owning everything planned: nothing to leave out.
+        let alone = filter.with_shard(ShardSelector {
+            id: 0,
+            count: 1,
+            assigned: [("a".to_string(), 0)].into_iter().collect(),
+        });
+        assert_eq!(alone.stream_match(), None);
+        // What the server lets through, `matches` still decides (unplanned databases).
+        let unplanned = Namespace::new("new_db", "x");
+        let owners: Vec<u32> = (0..3).filter(|id| shard(*id).matches(&unplanned)).collect();
+        assert_eq!(owners.len(), 1);
+    }
 
     fn spec(json: &str) -> FilterSpec {
         serde_json::from_str(json).unwrap()

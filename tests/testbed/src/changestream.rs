@@ -7,6 +7,7 @@ use bson::{doc, Bson, Document, Timestamp};
 use crate::aggregate::Pipeline;
 use crate::error::{CmdResult, CommandError, ErrorCode};
 use crate::oplog::{Entry, Op, Token};
+use crate::query::matcher::Matcher;
 use crate::store::{is_internal_db, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +148,40 @@ pub struct ChangeStreamCursor {
     next_seq: u64,
     /// The stream returned an invalidate: the cursor closes.
     pub closed: bool,
+    /// A leading `$match` on `ns` / `operationType` only, checked before an event is
+    /// rendered (see `namespace_prefilter`).
+    prefilter: Option<Matcher>,
+}
+
+/// mongod (5.1+) rewrites a change stream's `$match` on `ns` and `operationType` into
+/// its oplog scan, so events the stream would drop are never built. The testbed does the
+/// same for a leading `$match` that reads nothing else: it is checked against just
+/// `{operationType, ns}`, which gives the same answer as on the whole event. Without
+/// it every stream renders every event (documents included) and a sharded reader pays
+/// for all the others' events too.
+pub fn namespace_prefilter(rest: &[Bson]) -> CmdResult<Option<Matcher>> {
+    let Some(Bson::Document(stage)) = rest.first() else {
+        return Ok(None);
+    };
+    let Ok(filter) = stage.get_document("$match") else {
+        return Ok(None);
+    };
+    if stage.len() != 1 || !reads_only_namespace(filter) {
+        return Ok(None);
+    }
+    Matcher::parse(filter).map(Some)
+}
+
+fn reads_only_namespace(filter: &Document) -> bool {
+    filter.iter().all(|(key, value)| match key.as_str() {
+        "$and" | "$or" | "$nor" => value.as_array().is_some_and(|items| {
+            items
+                .iter()
+                .all(|item| item.as_document().is_some_and(reads_only_namespace))
+        }),
+        "ns" | "ns.db" | "ns.coll" | "operationType" => true,
+        _ => false,
+    })
 }
 
 impl ChangeStreamCursor {
@@ -155,6 +190,7 @@ impl ChangeStreamCursor {
         scope: Scope,
         options: Options,
         pipeline: Option<Pipeline>,
+        prefilter: Option<Matcher>,
     ) -> CmdResult<ChangeStreamCursor> {
         let oplog = &store.oplog;
         let low = match &options.start {
@@ -207,6 +243,7 @@ impl ChangeStreamCursor {
             low,
             next_seq,
             closed: false,
+            prefilter,
         })
     }
 
@@ -236,6 +273,10 @@ impl ChangeStreamCursor {
                     full = true;
                     break;
                 }
+                if kind == EventKind::Main && !self.prefilter_passes(entry)? {
+                    self.low = token;
+                    continue;
+                }
                 let rendered = self.render(store, entry, token, kind)?;
                 self.low = token;
                 if kind == EventKind::Invalidate {
@@ -263,6 +304,14 @@ impl ChangeStreamCursor {
             }
         }
         Ok((batch, pbrt.encode()))
+    }
+
+    fn prefilter_passes(&self, entry: &Entry) -> CmdResult<bool> {
+        let Some(prefilter) = &self.prefilter else {
+            return Ok(true);
+        };
+        let stub = doc! {"operationType": operation_type(entry), "ns": namespace(entry)};
+        prefilter.try_matches(&stub)
     }
 
     fn render(
@@ -370,6 +419,29 @@ fn events_for(entry: &Entry, scope: &Scope, expanded: bool) -> Vec<(Token, Event
     }
 }
 
+fn namespace(entry: &Entry) -> Document {
+    match &entry.coll {
+        Some(coll) => doc! {"db": entry.db.clone(), "coll": coll.clone()},
+        None => doc! {"db": entry.db.clone()},
+    }
+}
+
+fn operation_type(entry: &Entry) -> &str {
+    match &entry.op {
+        Op::Insert { .. } => "insert",
+        Op::Update { kind, .. } => kind,
+        Op::Delete { .. } => "delete",
+        Op::Create { .. } => "create",
+        Op::Drop => "drop",
+        Op::Rename { .. } => "rename",
+        Op::DropDatabase => "dropDatabase",
+        Op::CreateIndexes { .. } => "createIndexes",
+        Op::DropIndexes { .. } => "dropIndexes",
+        Op::Modify { .. } => "modify",
+        Op::Noop => "noop",
+    }
+}
+
 fn render_event(
     store: &Store,
     entry: &Entry,
@@ -384,24 +456,8 @@ fn render_event(
         event.insert("wallTime", entry.wall);
         return Ok(event);
     }
-    let ns = match &entry.coll {
-        Some(coll) => doc! {"db": entry.db.clone(), "coll": coll.clone()},
-        None => doc! {"db": entry.db.clone()},
-    };
-    let operation_type = match &entry.op {
-        Op::Insert { .. } => "insert",
-        Op::Update { kind, .. } => kind,
-        Op::Delete { .. } => "delete",
-        Op::Create { .. } => "create",
-        Op::Drop => "drop",
-        Op::Rename { .. } => "rename",
-        Op::DropDatabase => "dropDatabase",
-        Op::CreateIndexes { .. } => "createIndexes",
-        Op::DropIndexes { .. } => "dropIndexes",
-        Op::Modify { .. } => "modify",
-        Op::Noop => "noop",
-    };
-    event.insert("operationType", operation_type);
+    let ns = namespace(entry);
+    event.insert("operationType", operation_type(entry));
     event.insert("clusterTime", entry.ts);
     event.insert("wallTime", entry.wall);
     if options.show_expanded {

@@ -951,3 +951,95 @@ async fn find_with_collection_uuid_refuses_a_renamed_collection() {
     assert_eq!(found.len(), 1);
     testbed.shutdown().await;
 }
+
+/// A `$match` on `ns`/`operationType` after `$changeStream` (checked before events are
+/// built, as mongod's rewrite) keeps exactly the events the whole-event match keeps, and
+/// the post-batch resume token still moves past the dropped ones.
+#[tokio::test]
+async fn namespace_matches_filter_change_streams_like_whole_event_matches() {
+    let (testbed, client) = start(fast_config()).await;
+    let start_at = client
+        .database("admin")
+        .run_command(doc! {"ping": 1})
+        .await
+        .unwrap()
+        .get_timestamp("operationTime")
+        .unwrap();
+    for db in ["a", "b", "c"] {
+        let coll: Collection<Document> = client.database(db).collection("x");
+        coll.insert_one(doc! {"_id": 1}).await.unwrap();
+        coll.update_one(doc! {"_id": 1}, doc! {"$set": {"v": 1}})
+            .await
+            .unwrap();
+        coll.delete_one(doc! {"_id": 1}).await.unwrap();
+    }
+    let last_write = client
+        .database("admin")
+        .run_command(doc! {"ping": 1})
+        .await
+        .unwrap()
+        .get_timestamp("operationTime")
+        .unwrap();
+    // Every event, then the remaining getMore (maxAwaitTime 300 ms) must bring nothing.
+    let watch = |filter: Option<Document>| {
+        let client = client.clone();
+        async move {
+            let mut stream = client
+                .watch()
+                .pipeline(filter.map(|f| doc! {"$match": f}))
+                .start_at_operation_time(start_at)
+                .show_expanded_events(true)
+                .max_await_time(Duration::from_millis(300))
+                .await
+                .unwrap();
+            let mut events = Vec::new();
+            let mut empty = 0;
+            while empty < 2 {
+                match stream.next_if_any().await.unwrap() {
+                    Some(event) => events.push(event),
+                    None => empty += 1,
+                }
+            }
+            let token = bson::to_document(&stream.resume_token().unwrap()).unwrap();
+            let events: Vec<String> = events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{:?} {}",
+                        e.operation_type,
+                        e.ns.as_ref().map(|n| n.db.as_str()).unwrap_or("")
+                    )
+                })
+                .collect();
+            (events, token.get_str("_data").unwrap().to_string())
+        }
+    };
+    let (everything, _) = watch(None).await;
+    // 3 databases × (create, insert, update, delete).
+    assert_eq!(everything.len(), 12, "{everything:?}");
+    // Namespace-only matches use the prefilter; with another field (`fullDocument`) the
+    // answer must come from the whole event, and agree.
+    let cases = [
+        (doc! {"ns.db": {"$nin": ["a", "c"]}}, 4),
+        (
+            doc! {"$or": [{"ns.db": "a"}, {"operationType": "delete"}]},
+            6,
+        ),
+        (
+            doc! {"$and": [{"ns": {"db": "c", "coll": "x"}}, {"operationType": {"$in": ["update", "delete"]}}]},
+            2,
+        ),
+        (doc! {"ns.db": "b", "fullDocument": {"$exists": false}}, 3),
+        (doc! {"ns.db": "none"}, 0),
+    ];
+    let past_writes = format!("82{:08X}{:08X}", last_write.time, last_write.increment);
+    for (filter, expected) in cases {
+        let (events, token) = watch(Some(filter.clone())).await;
+        assert_eq!(events.len(), expected, "{filter}: {events:?}");
+        assert!(
+            token.as_str() >= past_writes.as_str(),
+            "{filter}: the resume token {token} did not pass the writes ({past_writes})"
+        );
+    }
+    testbed.shutdown().await;
+}

@@ -157,10 +157,12 @@ impl Reader {
             (Some(token), _) | (None, StartAt::After(token)) => Some(to_resume_token(token)?),
             (None, StartAt::OperationTime(_)) => None,
         };
+        let pipeline: Vec<Document> = self.filter.stream_match().into_iter().collect();
         let stream = retry("open change stream", || {
             let watch = self
                 .source
                 .watch()
+                .pipeline(pipeline.clone())
                 .show_expanded_events(true)
                 .batch_size(1000)
                 .max_await_time(Duration::from_millis(500));

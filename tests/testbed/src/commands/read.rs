@@ -1064,6 +1064,7 @@ fn open_change_stream(
     } else {
         Some(Pipeline::parse(rest)?)
     };
+    let prefilter = crate::changestream::namespace_prefilter(rest)?;
     let ns = match &scope {
         Scope::Cluster => "admin.$cmd.aggregate".to_string(),
         Scope::Database(d) => format!("{d}.$cmd.aggregate"),
@@ -1082,7 +1083,7 @@ fn open_change_stream(
             ));
         }
     }
-    let mut cursor = ChangeStreamCursor::open(&store, scope, options, pipeline)?;
+    let mut cursor = ChangeStreamCursor::open(&store, scope, options, pipeline, prefilter)?;
     let (batch, pbrt) =
         cursor.next_batch(&store, batch_size.unwrap_or(DEFAULT_FIRST_BATCH) as usize)?;
     drop(store);
