@@ -200,6 +200,10 @@ impl Drop for Spill {
         for segment in inner.sealed.drain(..).chain(writing) {
             let _ = fs::remove_file(&segment.path);
         }
+        // Each run spills into a directory of its own: an empty one would otherwise be
+        // left behind by every pause, resume and restart. Not emptied here if something
+        // else was put there.
+        let _ = fs::remove_dir(&self.config.dir);
     }
 }
 

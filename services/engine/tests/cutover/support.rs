@@ -32,6 +32,12 @@ pub struct Env {
     pub spill: std::path::PathBuf,
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.spill);
+    }
+}
+
 fn user(name: &str, role: &str) -> UserSpec {
     UserSpec {
         user: name.into(),
