@@ -1,6 +1,7 @@
 //! The sync benchmark: c2c's collection copy against a raw find → insertMany ceiling
 //! measured in the same run, change-event application (lag and events/s) under a steady
-//! source write rate as a fraction of the destination's raw upsert rate, and c2c's memory.
+//! source write rate as a fraction of the destination's raw upsert rate, the applier's
+//! capacity on a backlog (paused while writing, timed from resume), and c2c's memory.
 //! Prints a table and writes `target/bench/sync.json`.
 //!
 //! ```sh
@@ -756,6 +757,89 @@ async fn cea_run(
     }
 }
 
+/// c2c's apply capacity, free of what the source takes while it also serves the stream:
+/// the migration is paused while the writer sends replacement upserts as fast as the
+/// source takes them, then resumed; the rate is the events written divided by the time
+/// from `resume` until a marker written after them is on the destination.
+struct BacklogRow {
+    written: u64,
+    write_seconds: f64,
+    drain_seconds: f64,
+    cpu_line: String,
+    cpu: Value,
+}
+
+impl BacklogRow {
+    fn applied_rate(&self) -> f64 {
+        self.written as f64 / self.drain_seconds
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn cea_backlog(
+    load: Handle,
+    c2c: Handle,
+    migration: Arc<Migration>,
+    source: Client,
+    destination: Client,
+    documents: i64,
+    seconds: u64,
+    marker_id: i64,
+) -> BacklogRow {
+    let m = migration.clone();
+    on(&c2c, async move { m.pause().await.expect("pausing the migration") }).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = Instant::now();
+    let writer = load.spawn(steady_writer(
+        source.clone(),
+        documents,
+        f64::MAX,
+        stop.clone(),
+        marker_id,
+    ));
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.expect("writer panicked");
+    let write_seconds = writing.elapsed().as_secs_f64();
+    let marker_source = source.database(DB).collection::<Document>(MARKERS);
+    let marker_destination = destination.database(DB).collection::<Document>(MARKERS);
+    on(&load, async move {
+        marker_source
+            .insert_one(doc! {"_id": marker_id, "t": now_ms()})
+            .await
+            .expect("inserting a marker")
+    })
+    .await;
+    let cpu_before = cpu_by_runtime();
+    let resumed = Instant::now();
+    let m = migration.clone();
+    on(&c2c, async move { m.resume().await.expect("resuming the migration") }).await;
+    on(&load, async move {
+        while marker_destination
+            .find_one(doc! {"_id": marker_id})
+            .await
+            .expect("polling the destination for the marker")
+            .is_none()
+        {
+            assert!(
+                resumed.elapsed() < Duration::from_secs(600),
+                "the backlog was not applied in 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let drain_seconds = resumed.elapsed().as_secs_f64();
+    let cpu_after = cpu_by_runtime();
+    BacklogRow {
+        written: written + 1,
+        write_seconds,
+        drain_seconds,
+        cpu_line: cpu_line(cpu_before, cpu_after, drain_seconds),
+        cpu: cpu_json(cpu_before, cpu_after, drain_seconds),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 
 fn main() {
@@ -1055,6 +1139,27 @@ async fn bench(settings: Settings, tb: Handle, c2c: Handle, lg: Handle) -> Value
         println!("  {}", row.cpu_line);
         cea_rows.push(row);
     }
+    // 3c. The same applier on a backlog: its capacity against the raw upsert rate.
+    let backlog = cea_backlog(
+        lg.clone(),
+        c2c.clone(),
+        migration.clone(),
+        source_client.clone(),
+        dest_client.clone(),
+        n,
+        settings.cea_seconds,
+        900_000_000_000,
+    )
+    .await;
+    println!(
+        "CEA backlog: wrote {} events in {:.1} s while paused; after resume all applied in {:.2} s = {:.0} events/s ({:.0} % of the raw upsert rate)",
+        backlog.written,
+        backlog.write_seconds,
+        backlog.drain_seconds,
+        backlog.applied_rate(),
+        100.0 * backlog.applied_rate() / upsert_ceiling
+    );
+    println!("  {}", backlog.cpu_line);
     let final_rss = rss_mib();
     let hwm = hwm_mib();
     let testbed_final = mib(live(TESTBED) as f64);
@@ -1124,6 +1229,14 @@ async fn bench(settings: Settings, tb: Handle, c2c: Handle, lg: Handle) -> Value
             row.drain_seconds
         );
     }
+    println!(
+        "{:<14} {:>9} {:>9} {:>11} {:>10}",
+        "CEA backlog",
+        "written",
+        "",
+        format!("{:.0}", backlog.applied_rate()),
+        format!("{:.0} % raw", 100.0 * backlog.applied_rate() / upsert_ceiling)
+    );
     let cea_heap_peak = cea_rows
         .iter()
         .map(|r| r.c2c_heap_peak_mib)
@@ -1210,6 +1323,15 @@ async fn bench(settings: Settings, tb: Handle, c2c: Handle, lg: Handle) -> Value
             "c2c_heap_peak_mib": r.c2c_heap_peak_mib,
             "cpu": r.cpu,
         })).collect::<Vec<_>>(),
+        "cea_backlog": {
+            "method": "paused while the writer sends replacement upserts as fast as the source takes them; timed from resume until a marker written after them is on the destination",
+            "events_written": backlog.written,
+            "write_seconds": backlog.write_seconds,
+            "seconds_from_resume_until_applied": backlog.drain_seconds,
+            "events_applied_per_second": backlog.applied_rate(),
+            "percent_of_raw_upserts": 100.0 * backlog.applied_rate() / upsert_ceiling,
+            "cpu": backlog.cpu,
+        },
         "memory_mib": {
             "method": "counting global allocator; every allocation is charged to the Tokio runtime whose thread made it (testbeds / c2c / load generator)",
             "c2c_heap_peak_copy": copy_heap_peak_abs,
