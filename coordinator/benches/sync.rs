@@ -787,7 +787,10 @@ async fn cea_backlog(
     marker_id: i64,
 ) -> BacklogRow {
     let m = migration.clone();
-    on(&c2c, async move { m.pause().await.expect("pausing the migration") }).await;
+    on(&c2c, async move {
+        m.pause().await.expect("pausing the migration")
+    })
+    .await;
     let stop = Arc::new(AtomicBool::new(false));
     let writing = Instant::now();
     let writer = load.spawn(steady_writer(
@@ -813,7 +816,10 @@ async fn cea_backlog(
     let cpu_before = cpu_by_runtime();
     let resumed = Instant::now();
     let m = migration.clone();
-    on(&c2c, async move { m.resume().await.expect("resuming the migration") }).await;
+    on(&c2c, async move {
+        m.resume().await.expect("resuming the migration")
+    })
+    .await;
     on(&load, async move {
         while marker_destination
             .find_one(doc! {"_id": marker_id})
@@ -1235,7 +1241,10 @@ async fn bench(settings: Settings, tb: Handle, c2c: Handle, lg: Handle) -> Value
         "written",
         "",
         format!("{:.0}", backlog.applied_rate()),
-        format!("{:.0} % raw", 100.0 * backlog.applied_rate() / upsert_ceiling)
+        format!(
+            "{:.0} % raw",
+            100.0 * backlog.applied_rate() / upsert_ceiling
+        )
     );
     let cea_heap_peak = cea_rows
         .iter()

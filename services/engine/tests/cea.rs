@@ -507,3 +507,45 @@ async fn renames_across_the_filter_stop_with_a_clear_error() {
     refused_rename("kept", "elsewhere", "does not include").await;
     refused_rename("outside", "incoming", "includes only the new name").await;
 }
+
+/// Between T0 and the copy, a collection is renamed and one of its old name created
+/// again: the copy holds both by then, so replaying the rename from T0 must neither fail
+/// (NamespaceExists) nor move the new collection over the renamed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_the_copy_already_reflects_is_skipped() {
+    let clusters = clusters().await;
+    let filter = NamespaceFilter::default();
+    coll(&clusters, "app", "x")
+        .insert_many((0..50).map(|i| doc! {"_id": i, "old": true}))
+        .await
+        .expect("seed");
+    let t0 = source_time(&clusters.source).await;
+    clusters
+        .source
+        .database("admin")
+        .run_command(doc! {"renameCollection": "app.x", "to": "app.y"})
+        .await
+        .expect("rename");
+    coll(&clusters, "app", "x")
+        .insert_many((100..120).map(|i| doc! {"_id": i, "new": true}))
+        .await
+        .expect("recreate");
+    initial_copy(&clusters, &filter).await;
+    let running = start(
+        &clusters,
+        &filter,
+        StartAt::OperationTime(t0),
+        spill("rename-copied", 1 << 20, 64 << 10),
+    );
+    coll(&clusters, "app", "y")
+        .update_one(id(3), doc! {"$set": {"after": 1}})
+        .await
+        .expect("update y");
+    coll(&clusters, "app", "x")
+        .delete_one(id(100))
+        .await
+        .expect("delete from x");
+    caught_up(&clusters, &running).await;
+    assert_same(&clusters, &["app"]).await;
+    stop(running).await;
+}

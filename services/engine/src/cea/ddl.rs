@@ -226,6 +226,32 @@ impl DdlTarget<'_> {
                 to.db
             )));
         }
+        if !drop_target
+            && collection_names(self.destination, &to.db)
+                .await?
+                .contains(&to.coll)
+        {
+            // On the source `to` did not exist when this rename ran, and the destination
+            // has not applied anything after it: so its `to` was copied from a later state,
+            // after the rename — it already is the renamed collection. A `from` there is a
+            // newer collection of that name (created again before the copy), whose own
+            // events follow. Renaming over it would fail (NamespaceExists) or mix the two.
+            //
+            // Or this very rename was applied before a restart: then `from` is gone and
+            // its record may not have moved yet.
+            let from_gone = !collection_names(self.destination, &from.db)
+                .await?
+                .contains(&from.coll);
+            if from_gone && !self.records.contains_key(to) {
+                if let Some(mut record) = self.records.get(from).cloned() {
+                    record.ns = to.clone();
+                    self.save(record).await?;
+                    self.forget(from).await?;
+                }
+            }
+            tracing::info!(%from, %to, "rename already reflected on the destination; skipped");
+            return Ok(());
+        }
         let body = doc! {
             "renameCollection": from.to_string(), "to": to.to_string(), "dropTarget": drop_target,
             "writeConcern": {"w": "majority"},
