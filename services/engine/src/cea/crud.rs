@@ -49,11 +49,36 @@ pub async fn apply_crud(target: &CrudTarget<'_>, events: &[&Event]) -> Result<()
 }
 
 /// How one event becomes destination writes.
-enum Plan {
-    Update(Vec<Document>),
-    Delete(Document),
+enum Plan<'e> {
+    Update(Vec<Statement<'e>>),
+    Delete(Statement<'e>),
     /// The update description cannot be replayed faithfully: take the source's document.
     Refetch,
+}
+
+/// One write statement. An upsert borrows the event's document, which is encoded
+/// straight into the command, never cloned.
+enum Statement<'e> {
+    Built(Document),
+    Upsert {
+        filter: Document,
+        document: &'e Document,
+    },
+}
+
+impl Statement<'_> {
+    fn encode(&self) -> std::result::Result<RawDocumentBuf, bson::raw::Error> {
+        match self {
+            Statement::Built(statement) => RawDocumentBuf::from_document(statement),
+            Statement::Upsert { filter, document } => {
+                let mut statement = RawDocumentBuf::new();
+                statement.append("q", RawDocumentBuf::from_document(filter)?);
+                statement.append("u", RawDocumentBuf::from_document(document)?);
+                statement.append("upsert", true);
+                Ok(statement)
+            }
+        }
+    }
 }
 
 fn id_filter(id: &Bson) -> Document {
@@ -61,14 +86,17 @@ fn id_filter(id: &Bson) -> Document {
     doc! {"_id": {"$eq": id.clone()}}
 }
 
-fn plan(event: &Event) -> Plan {
+fn plan(event: &Event) -> Plan<'_> {
     match &event.kind {
         EventKind::Insert { id, document, .. } | EventKind::Replace { id, document, .. } => {
-            Plan::Update(vec![
-                doc! {"q": id_filter(id), "u": document.clone(), "upsert": true},
-            ])
+            Plan::Update(vec![Statement::Upsert {
+                filter: id_filter(id),
+                document,
+            }])
         }
-        EventKind::Delete { id, .. } => Plan::Delete(doc! {"q": id_filter(id), "limit": 1}),
+        EventKind::Delete { id, .. } => {
+            Plan::Delete(Statement::Built(doc! {"q": id_filter(id), "limit": 1}))
+        }
         EventKind::Update {
             id,
             updated_fields,
@@ -113,7 +141,9 @@ fn plan(event: &Event) -> Plan {
                         .any(|path| overlaps(field, path))
                 });
                 if conflicts {
-                    statements.push(doc! {"q": filter.clone(), "u": {"$push": truncate}});
+                    statements.push(Statement::Built(
+                        doc! {"q": filter.clone(), "u": {"$push": truncate}},
+                    ));
                 } else {
                     update.insert("$push", truncate);
                 }
@@ -131,7 +161,7 @@ fn plan(event: &Event) -> Plan {
             if !update.is_empty() {
                 // Never an upsert: a missing document was deleted later in the stream, and an
                 // update description alone is not a whole document.
-                statements.push(doc! {"q": filter, "u": update});
+                statements.push(Statement::Built(doc! {"q": filter, "u": update}));
             }
             Plan::Update(statements)
         }
@@ -149,7 +179,7 @@ fn overlaps(a: &str, b: &str) -> bool {
 struct Pending<'e> {
     ns: Option<&'e Namespace>,
     delete: bool,
-    statements: Vec<Document>,
+    statements: Vec<Statement<'e>>,
     owners: Vec<&'e Event>,
     bytes: usize,
 }
@@ -255,7 +285,7 @@ impl<'e> Waiting<'e> {
         delete: bool,
         key: u64,
         event: &'e Event,
-        statements: Vec<Document>,
+        statements: Vec<Statement<'e>>,
     ) {
         self.pending.ns = Some(ns);
         self.pending.delete = delete;
@@ -314,7 +344,7 @@ async fn write(
     destination: &Client,
     ns: &Namespace,
     delete: bool,
-    statements: &[Document],
+    statements: &[Statement<'_>],
 ) -> Result<Option<(usize, i32, String)>> {
     let database = destination.database(&ns.db);
     let command = write_command(ns, delete, statements)?;
@@ -353,10 +383,14 @@ async fn write(
 /// The command as raw BSON, each statement encoded once: a retry re-sends a copy of the
 /// bytes, where a `Document` command was deep-cloned for every attempt and encoded again
 /// by the driver (the applier's main CPU cost with 1 KiB documents).
-fn write_command(ns: &Namespace, delete: bool, statements: &[Document]) -> Result<RawDocumentBuf> {
+fn write_command(
+    ns: &Namespace,
+    delete: bool,
+    statements: &[Statement<'_>],
+) -> Result<RawDocumentBuf> {
     let mut list = RawArrayBuf::new();
     for statement in statements {
-        list.push(RawDocumentBuf::from_document(statement).map_err(|e| {
+        list.push(statement.encode().map_err(|e| {
             EngineError::Fatal(format!("a change event for {ns} cannot be encoded: {e}"))
         })?);
     }
@@ -409,9 +443,12 @@ async fn refetch(target: &CrudTarget<'_>, event: &Event) -> Result<()> {
     .await
     .map_err(EngineError::source)?;
     let (delete, statement) = match current {
-        Some(document) => (false, doc! {"q": filter, "u": document, "upsert": true}),
+        Some(document) => (
+            false,
+            Statement::Built(doc! {"q": filter, "u": document, "upsert": true}),
+        ),
         None if source_has_collection(target.source, ns).await? => {
-            (true, doc! {"q": filter, "limit": 1})
+            (true, Statement::Built(doc! {"q": filter, "limit": 1}))
         }
         // The collection was dropped or renamed later in the stream; that DDL event will
         // handle the destination collection, so leave it as it is.
@@ -464,8 +501,11 @@ mod tests {
             panic!("expected updates")
         };
         assert_eq!(statements.len(), 2);
+        let Statement::Built(first) = &statements[0] else {
+            panic!("expected a built statement")
+        };
         assert_eq!(
-            statements[0].get_document("u").unwrap(),
+            first.get_document("u").unwrap(),
             &doc! {"$push": {"arr": {"$each": [], "$slice": 2i64}}}
         );
         assert!(overlaps("a", "a.1") && overlaps("a.1", "a") && !overlaps("a", "ab"));
