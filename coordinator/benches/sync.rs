@@ -16,6 +16,7 @@
 //! | `C2C_BENCH_UPSERT_TASKS` | `1,4,16` | concurrent writers tried for the raw upsert rate |
 //! | `C2C_BENCH_CEA_RATES` | `0.25,0.5,0.8` | CEA write rates, fractions of the raw upsert rate |
 //! | `C2C_BENCH_CEA_SECONDS` | 8 | seconds of writing per CEA rate |
+//! | `C2C_BENCH_LOAD_LEVEL` | 3 | c2c's `loadLevel` (copy partitions in parallel, apply lanes) |
 //!
 //! Memory: the testbeds live in this process, so the process's RSS mostly measures their
 //! in-memory data. Three Tokio runtimes separate the parties — one runs the testbeds,
@@ -267,6 +268,7 @@ struct Settings {
     upsert_tasks: Vec<usize>,
     cea_rates: Vec<f64>,
     cea_seconds: u64,
+    load_level: LoadLevel,
 }
 
 fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
@@ -288,6 +290,13 @@ impl Settings {
             upsert_tasks: env_list("C2C_BENCH_UPSERT_TASKS", "1,4,16"),
             cea_rates: env_list("C2C_BENCH_CEA_RATES", "0.25,0.5,0.8"),
             cea_seconds: one("C2C_BENCH_CEA_SECONDS", "8").max(1),
+            load_level: u8::try_from(one(
+                "C2C_BENCH_LOAD_LEVEL",
+                &LoadLevel::DEFAULT.get().to_string(),
+            ))
+            .ok()
+            .and_then(LoadLevel::new)
+            .expect("C2C_BENCH_LOAD_LEVEL must be 1-4"),
         }
     }
 }
@@ -925,6 +934,7 @@ async fn bench(settings: Settings, tb: Handle, c2c: Handle, lg: Handle) -> Value
     let spill_dir = std::env::temp_dir().join(format!("c2c-bench-spill-{}", std::process::id()));
     let (source_host, dest_host) = (source_tb.host().to_string(), dest_tb.host().to_string());
     let (s, d, dir) = (source_uri.clone(), dest_uri.clone(), spill_dir.clone());
+    let load_level = settings.load_level;
     let copy_cpu_before = cpu_by_runtime();
     let copy_started = Instant::now();
     let migration = on(&c2c, async move {
@@ -954,7 +964,7 @@ async fn bench(settings: Settings, tb: Handle, c2c: Handle, lg: Handle) -> Value
             detect_random_id: true,
             pre_existing_destination_data: false,
             verification: false,
-            load_level: LoadLevel::DEFAULT,
+            load_level,
         };
         let config = EngineConfig {
             spill_dir: dir,
@@ -1196,7 +1206,10 @@ async fn bench(settings: Settings, tb: Handle, c2c: Handle, lg: Handle) -> Value
     }
     println!(
         "{:<58} {:>10.0} {:>9.1} {:>8.0}%",
-        "c2c copy (start → copy done, loadLevel 3)",
+        format!(
+            "c2c copy (start → copy done, loadLevel {})",
+            settings.load_level.get()
+        ),
         copy.docs_per_second(),
         copy.mib_per_second(),
         percent
@@ -1311,7 +1324,7 @@ async fn bench(settings: Settings, tb: Handle, c2c: Handle, lg: Handle) -> Value
             "cpu": cpu_json(copy_cpu_before, copy_cpu_after, copy_seconds),
             "source_collstats_seconds": collstats_seconds,
             "source_sample_seconds": sample_seconds,
-            "load_level": LoadLevel::DEFAULT.get(),
+            "load_level": settings.load_level.get(),
         },
         "destination_raw_upserts": {
             "runs": upsert_rows.iter().map(|(tasks, rate)| {
