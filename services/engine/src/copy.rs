@@ -6,11 +6,15 @@
 //! two batches (plus the driver's cursor buffer) are in memory per partition.
 //!
 //! Resume: after each batch is durably written (write concern majority), the partition's
-//! last `_id` is checkpointed. A restart reads again from `min: {_id: last}` (inclusive)
+//! last `_id` is checkpointed (beside the next batch's write, so the checkpoint may trail
+//! by one batch; that batch is then written again and skipped as duplicates). A restart reads again from `min: {_id: last}` (inclusive)
 //! and drops the first document if it is `last` itself, so nothing is copied twice. A
 //! batch that was partly written before a crash or a retried network error gives
 //! duplicate-key errors on its already written documents: those are expected and skipped
 //! (the change stream later brings every document to its latest state anyway).
+
+use std::future::Future;
+use std::pin::Pin;
 
 use bson::{doc, Bson, RawDocumentBuf};
 use mongodb::error::{Error, ErrorKind};
@@ -91,6 +95,10 @@ pub async fn copy_partition(
     let (mut documents, mut bytes) = (partition.documents, partition.bytes);
 
     let mut current = cancellable(cancel, reader.next_batch()).await??;
+    // The previous batch's checkpoint, written beside this batch's write and the next
+    // read rather than alone in between (each one waited for a round trip behind the
+    // other partitions' inserts). Checkpoints stay in order: one at a time.
+    let mut checkpoint: Option<Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>> = None;
     while let Some(batch) = current {
         progress.write_gate.lock().check()?;
         let span = tracing::info_span!(
@@ -99,26 +107,41 @@ pub async fn copy_partition(
             bytes = batch.bytes
         );
         // Write this batch while reading the next one.
-        let (written, next) = cancellable(cancel, async {
-            tokio::join!(write_batch(&target, &batch), reader.next_batch())
+        let previous = checkpoint.take();
+        let (written, next, checkpointed) = cancellable(cancel, async {
+            tokio::join!(
+                write_batch(&target, &batch),
+                reader.next_batch(),
+                async move {
+                    match previous {
+                        Some(previous) => previous.await,
+                        None => Ok(()),
+                    }
+                }
+            )
         })
         .instrument(span)
         .await?;
         written?;
+        checkpointed?;
         let count = batch.documents.len() as u64;
         progress.add_copied(count, batch.bytes);
         stats.documents += count;
         stats.bytes += batch.bytes;
         documents += count;
         bytes += batch.bytes;
-        if let Some(last) = &batch.last {
-            cancellable(
-                cancel,
-                metadata.checkpoint_partition(&partition.id, last, documents, bytes, false),
-            )
-            .await??;
+        if let Some(last) = batch.last {
+            let id = &partition.id;
+            checkpoint = Some(Box::pin(async move {
+                metadata
+                    .checkpoint_partition(id, &last, documents, bytes, false)
+                    .await
+            }));
         }
         current = next?;
+    }
+    if let Some(pending) = checkpoint.take() {
+        cancellable(cancel, pending).await??;
     }
     cancellable(
         cancel,
