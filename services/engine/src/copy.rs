@@ -7,8 +7,9 @@
 //!
 //! Resume: after each batch is durably written (write concern majority), the partition's
 //! last `_id` is checkpointed (beside the next batch's write, so the checkpoint may trail
-//! by one batch; that batch is then written again and skipped as duplicates). A restart reads again from `min: {_id: last}` (inclusive)
-//! and drops the first document if it is `last` itself, so nothing is copied twice. A
+//! by one batch; that batch is then written again and skipped as duplicates). A restart
+//! reads again from `min: {_id: last}` (inclusive) and drops the first document if it is
+//! `last` itself, so nothing is copied twice. A
 //! batch that was partly written before a crash or a retried network error gives
 //! duplicate-key errors on its already written documents: those are expected and skipped
 //! (the change stream later brings every document to its latest state anyway).
