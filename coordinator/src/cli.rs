@@ -236,3 +236,7 @@ pub struct RunArgs {
     #[arg(long = "tlsKeyFile", alias = "tls-key-file", value_name = "FILE")]
     pub tls_key_file: Option<PathBuf>,
 }
+
+#[cfg(test)]
+#[path = "deploy_tests/mod.rs"]
+mod deploy_tests;
