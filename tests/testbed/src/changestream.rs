@@ -566,8 +566,9 @@ fn lookup(store: &Store, entry: &Entry, id: &Bson) -> Bson {
     let coll = entry.coll.as_deref().unwrap_or("");
     match store.catalog.collection(&entry.db, coll) {
         Some(collection) if Some(collection.uuid) == entry.uuid => collection
-            .get(id)
-            .map(|d| Bson::Document((**d).clone()))
+            .docs
+            .get(&crate::bson_cmp::Key(id.clone()))
+            .map(|stored| Bson::Document(stored.decode()))
             .unwrap_or(Bson::Null),
         _ => Bson::Null,
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bson::{Bson, Document};
 
 use crate::bson_cmp::Key;
+use crate::catalog::Stored;
 use crate::changestream::ChangeStreamCursor;
 use crate::error::{CmdResult, CommandError, ErrorCode};
 use crate::query::matcher::Matcher;
@@ -84,18 +85,26 @@ impl FindCursor {
                 break;
             }
             let saved = self.save_position();
-            let Some(document) = self.next_match(store) else {
+            let Some((document, stored_size)) = self.next_match(store) else {
                 return Ok((batch, true));
             };
-            let output = match &self.projection {
+            let (output, size, unread) = match &self.projection {
                 Some(projection) => {
-                    projection.apply_with_match(&document, self.matcher.as_ref())?
+                    let output = projection.apply_with_match(&document, self.matcher.as_ref())?;
+                    let size = crate::catalog::bson_size(&output);
+                    (output, size, Some(document))
                 }
-                None => (*document).clone(),
+                None => {
+                    let size =
+                        stored_size.unwrap_or_else(|| crate::catalog::bson_size(&document));
+                    // Scans decode for this read alone: no copy needed.
+                    let output = Arc::try_unwrap(document).unwrap_or_else(|shared| (*shared).clone());
+                    (output, size, None)
+                }
             };
-            let size = crate::catalog::bson_size(&output);
             if !batch.is_empty() && bytes + size > MAX_BATCH_BYTES {
-                self.restore_position(saved, document);
+                let unread = unread.unwrap_or_else(|| Arc::new(output));
+                self.restore_position(saved, unread);
                 break;
             }
             bytes += size;
@@ -126,9 +135,11 @@ impl FindCursor {
         }
     }
 
-    fn next_match(&mut self, store: &Store) -> Option<Arc<Document>> {
+    /// The next matching document, with its stored BSON size when it was read from the
+    /// collection (so the batch need not encode it to size it).
+    fn next_match(&mut self, store: &Store) -> Option<(Arc<Document>, Option<usize>)> {
         loop {
-            let document = self.next_raw(store)?;
+            let (document, size) = self.next_raw(store)?;
             if let Some(matcher) = &self.matcher {
                 if !matcher.matches(&document) {
                     continue;
@@ -138,13 +149,14 @@ impl FindCursor {
                 self.skip -= 1;
                 continue;
             }
-            return Some(document);
+            return Some((document, size));
         }
     }
 
-    fn next_raw(&mut self, store: &Store) -> Option<Arc<Document>> {
+    fn next_raw(&mut self, store: &Store) -> Option<(Arc<Document>, Option<usize>)> {
+        let read = |stored: &Stored| (stored.document(), Some(stored.size()));
         match &mut self.scan {
-            Scan::Materialised(queue) => queue.pop_front(),
+            Scan::Materialised(queue) => queue.pop_front().map(|document| (document, None)),
             Scan::Id {
                 forward,
                 after,
@@ -176,7 +188,7 @@ impl FindCursor {
                     range.next_back()?
                 };
                 *after = Some(key.clone());
-                Some(stored.doc.clone())
+                Some(read(stored))
             }
             Scan::Natural { forward, after } => {
                 let collection = store.catalog.collection(&self.db, &self.coll)?;
@@ -188,7 +200,7 @@ impl FindCursor {
                 };
                 let (record, id) = found?;
                 *after = Some(*record);
-                collection.docs.get(id).map(|stored| stored.doc.clone())
+                collection.docs.get(id).map(read)
             }
         }
     }

@@ -8,6 +8,7 @@ use bson::{doc, oid::ObjectId, Bson, Document};
 
 use super::authz::check_writes_allowed;
 use super::{check_fields, collection_arg};
+use crate::catalog::Stored;
 use crate::conn::ConnCtx;
 use crate::error::{CmdResult, CommandError, ErrorCode};
 use crate::query::matcher::Matcher;
@@ -124,7 +125,7 @@ fn matching_ids(
             Bson::Document(_) | Bson::Array(_) | Bson::RegularExpression(_)
         ) {
             return match collection.get(&id) {
-                Some(document) if matcher.matches(document) => {
+                Some(document) if matcher.matches(&document) => {
                     vec![document.get("_id").cloned().unwrap_or(Bson::Null)]
                 }
                 _ => Vec::new(),
@@ -134,7 +135,7 @@ fn matching_ids(
     let mut ids = Vec::new();
     for key in collection.natural.values() {
         if let Some(stored) = collection.docs.get(key) {
-            if matcher.matches(&stored.doc) {
+            if matcher.matches(&stored.decode()) {
                 ids.push(key.0.clone());
                 if limit_one {
                     break;
@@ -158,7 +159,6 @@ fn update_one(
         .catalog
         .collection(db, coll)
         .and_then(|c| c.get(id))
-        .cloned()
     else {
         return Ok((false, false, None));
     };
@@ -183,11 +183,7 @@ fn update_one(
         None => ("replace", Document::new()),
     };
     store.update(db, coll, pre, post, kind, description)?;
-    let current = store
-        .catalog
-        .collection(db, coll)
-        .and_then(|c| c.get(id))
-        .cloned();
+    let current = store.catalog.collection(db, coll).and_then(|c| c.get(id));
     Ok((true, true, current))
 }
 
@@ -546,8 +542,7 @@ pub fn find_and_modify(
                 let pre = store
                     .catalog
                     .collection(db, &coll)
-                    .and_then(|c| c.get(&id))
-                    .cloned();
+                    .and_then(|c| c.get(&id));
                 let (_, _, post) = update_one(&mut store, db, &coll, &id, &matcher, &spec)?;
                 let shown = if return_new { post } else { pre };
                 let value = match shown {
@@ -588,11 +583,11 @@ fn first_match(
             .next(),
         Some(sort) => {
             let collection = store.catalog.collection(db, coll)?;
-            let mut candidates: Vec<&Arc<Document>> = collection
+            let mut candidates: Vec<Document> = collection
                 .natural
                 .values()
                 .filter_map(|key| collection.docs.get(key))
-                .map(|s| &s.doc)
+                .map(Stored::decode)
                 .filter(|d| matcher.matches(d))
                 .collect();
             candidates.sort_by(|a, b| sort.compare(a, b));

@@ -10,7 +10,7 @@ use bson::{doc, Bson, Document};
 use super::{as_count, check_fields, collection_arg};
 use crate::aggregate::Pipeline;
 use crate::bson_cmp::{self, Key};
-use crate::catalog::{CollKind, Collection};
+use crate::catalog::{CollKind, Collection, Stored};
 use crate::changestream::{ChangeStreamCursor, Options, Scope};
 use crate::cursor::{Cursor, CursorKind, FindCursor, Scan, Take};
 use crate::error::{CmdResult, CommandError, ErrorCode};
@@ -493,7 +493,7 @@ fn materialise(
 ) -> Scan {
     let mut documents: Vec<Arc<Document>> = ids
         .iter()
-        .filter_map(|id| collection.docs.get(id).map(|s| s.doc.clone()))
+        .filter_map(|id| collection.docs.get(id).map(Stored::document))
         .filter(|d| matcher.is_none_or(|m| m.matches(d)))
         .collect();
     if let Some(sort) = sort {
@@ -698,7 +698,7 @@ pub fn count(server: &Server, db: &str, body: &Document) -> CmdResult<Document> 
         Some(matcher) => collection
             .docs
             .values()
-            .filter(|s| matcher.matches(&s.doc))
+            .filter(|s| matcher.matches(&s.decode()))
             .count() as u64,
     };
     let mut n = total.saturating_sub(skip);
@@ -729,17 +729,18 @@ pub fn distinct(server: &Server, db: &str, body: &Document) -> CmdResult<Documen
     let mut values: Vec<Bson> = Vec::new();
     if let Some(collection) = store.catalog.collection(db, &coll) {
         for stored in collection.docs.values() {
-            if matcher.as_ref().is_some_and(|m| !m.matches(&stored.doc)) {
+            let document = stored.decode();
+            if matcher.as_ref().is_some_and(|m| !m.matches(&document)) {
                 continue;
             }
-            for value in crate::query::path::sort_key_values(&stored.doc, key) {
+            for value in crate::query::path::sort_key_values(&document, key) {
                 let expanded = match value {
                     Bson::Array(items) => items,
                     other => vec![other],
                 };
                 for item in expanded {
                     if matches!(item, Bson::Null)
-                        && crate::query::path::get_path(&stored.doc, key).is_none()
+                        && crate::query::path::get_path(&document, key).is_none()
                     {
                         continue;
                     }
@@ -920,7 +921,7 @@ fn sample_collection(
     Some(
         keys.into_iter()
             .filter_map(|k| collection.docs.get(k))
-            .map(|s| (*s.doc).clone())
+            .map(Stored::decode)
             .collect(),
     )
 }
@@ -940,7 +941,7 @@ fn collection_input(store: &Store, db: &str, coll: &str) -> CmdResult<Vec<Docume
             .natural
             .values()
             .filter_map(|k| collection.docs.get(k))
-            .map(|s| (*s.doc).clone())
+            .map(Stored::decode)
             .collect()),
     }
 }

@@ -95,7 +95,8 @@ pub fn run_ttl_pass(server: &Server) -> CmdResult<Document> {
                 }
                 let path = &index.fields[0].path;
                 for stored in collection.docs.values() {
-                    let dates: Vec<i64> = match crate::query::path::get_path(&stored.doc, path) {
+                    let document = stored.decode();
+                    let dates: Vec<i64> = match crate::query::path::get_path(&document, path) {
                         Some(Bson::DateTime(date)) => vec![date.timestamp_millis()],
                         Some(Bson::Array(items)) => items
                             .iter()
@@ -111,7 +112,7 @@ pub fn run_ttl_pass(server: &Server) -> CmdResult<Document> {
                             expired.push((
                                 db.clone(),
                                 name.clone(),
-                                stored.doc.get("_id").cloned().unwrap_or(Bson::Null),
+                                document.get("_id").cloned().unwrap_or(Bson::Null),
                             ));
                         }
                     }
