@@ -11,9 +11,9 @@
 //!    child compares them (`--loadLevel 4`). Throughput is the source documents hashed per
 //!    second of its run (each is also hashed on the destination); peak RSS is the child's
 //!    `VmHWM`. mongosync's verifier memory model (0.5 GB per million documents) fits
-//!    ~400,000 documents in c2c's 200 MiB bound; the default D = 2,500,000 (6×) is what
-//!    the in-process testbeds hold on a 24 GiB machine (~2.7 KiB of testbed memory per
-//!    document per side); D = 4,000,000 (10×) needs ~24 GiB for the testbeds alone.
+//!    ~420,000 documents in c2c's 200 MiB bound; the default D = 5,000,000 is 12× that.
+//!    The in-process testbeds hold ~700 bytes per 128-byte document per side, so
+//!    D = 10,000,000 (24×) needs ~14 GiB.
 //! 2. **Embedded**: a `c2c run` child syncs E documents with verification on (the
 //!    default); timed from the start of change event application (when the verifier
 //!    starts) until both sides are in "stream hashing"; peak RSS of the whole `c2c run`
@@ -21,7 +21,7 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `C2C_BENCH_VERIFY_DOCS` | 2500000 | documents of the one-shot run (on each cluster) |
+//! | `C2C_BENCH_VERIFY_DOCS` | 5000000 | documents of the one-shot run (on each cluster) |
 //! | `C2C_BENCH_EMBEDDED_DOCS` | 300000 | documents of the embedded run |
 //! | `C2C_BENCH_VERIFY_DOC_BYTES` | 128 | size of each document |
 //! | `C2C_BENCH_VERIFY_PARTS` | `oneshot,embedded` | which runs to do |
@@ -41,9 +41,12 @@ use serde_json::{json, Value};
 
 const INSERT_BATCH: i64 = 10_000;
 const LOADERS: usize = 4;
+const MIB: f64 = 1024.0 * 1024.0;
 const POLL: Duration = Duration::from_millis(50);
 /// The verifier's documented memory bound (issue: under 200 MiB for any dataset).
 const BOUND_MIB: f64 = 200.0;
+/// mongosync's verifier model: 0.5 GB per million documents (beyond its fixed ~10 GB).
+const MONGOSYNC_BYTES_PER_DOCUMENT: f64 = 500.0;
 
 struct Settings {
     oneshot_docs: i64,
@@ -62,7 +65,7 @@ fn env_number(name: &str, default: i64) -> i64 {
 impl Settings {
     fn from_env() -> Settings {
         Settings {
-            oneshot_docs: env_number("C2C_BENCH_VERIFY_DOCS", 2_500_000),
+            oneshot_docs: env_number("C2C_BENCH_VERIFY_DOCS", 5_000_000),
             embedded_docs: env_number("C2C_BENCH_EMBEDDED_DOCS", 300_000),
             doc_bytes: env_number("C2C_BENCH_VERIFY_DOC_BYTES", 128) as usize,
             parts: std::env::var("C2C_BENCH_VERIFY_PARTS")
@@ -174,6 +177,7 @@ struct OneShot {
     docs_per_second: f64,
     peak_mib: f64,
     load_seconds: f64,
+    testbed_bytes_per_document: f64,
 }
 
 async fn oneshot_run(settings: &Settings) -> OneShot {
@@ -189,7 +193,12 @@ async fn oneshot_run(settings: &Settings) -> OneShot {
         settings.doc_bytes,
     )
     .await;
-    eprintln!("one-shot: loaded in {load_seconds:.1} s; running c2c verify");
+    let testbed_mib = peak_rss_mib(std::process::id()).unwrap_or(0.0);
+    let testbed_bytes_per_document =
+        testbed_mib * 1024.0 * 1024.0 / (2.0 * settings.oneshot_docs.max(1) as f64);
+    eprintln!(
+        "one-shot: loaded in {load_seconds:.1} s; the testbeds peaked at {testbed_mib:.0} MiB ({testbed_bytes_per_document:.0} bytes per document per side); running c2c verify"
+    );
     let child = Command::new(env!("CARGO_BIN_EXE_c2c"))
         .args([
             "verify",
@@ -222,6 +231,7 @@ async fn oneshot_run(settings: &Settings) -> OneShot {
         docs_per_second: documents as f64 / seconds.max(1e-9),
         peak_mib,
         load_seconds,
+        testbed_bytes_per_document,
     }
 }
 
@@ -357,6 +367,11 @@ async fn main() {
             "| c2c verify (one-shot, both sides) | {} | {:.1} | {:.0} | {:.0} |",
             run.documents, run.seconds, run.docs_per_second, run.peak_mib
         );
+        let capacity = BOUND_MIB * MIB / MONGOSYNC_BYTES_PER_DOCUMENT;
+        println!(
+            "  ({:.1}× the {capacity:.0} documents whose hashes mongosync's verifier model, 0.5 GB per million, fits in {BOUND_MIB:.0} MiB)",
+            run.documents as f64 / capacity
+        );
         report["oneshot"] = json!({
             "documents": run.documents,
             "seconds": run.seconds,
@@ -364,7 +379,10 @@ async fn main() {
             "peakRssMiB": run.peak_mib,
             "loadSeconds": run.load_seconds,
             "withinBound": run.peak_mib < BOUND_MIB,
-            "mongosyncModelMiB": run.documents as f64 / 1e6 * 512.0,
+            "mongosyncModelMiB": run.documents as f64 * MONGOSYNC_BYTES_PER_DOCUMENT / MIB,
+            "timesMongosyncModelCapacity": run.documents as f64
+                / (BOUND_MIB * MIB / MONGOSYNC_BYTES_PER_DOCUMENT),
+            "testbedBytesPerDocumentPerSide": run.testbed_bytes_per_document,
         });
     }
     if settings.parts.iter().any(|p| p == "embedded") {
