@@ -12,8 +12,8 @@
 //!    second of its run (each is also hashed on the destination); peak RSS is the child's
 //!    `VmHWM`. mongosync's verifier memory model (0.5 GB per million documents) fits
 //!    ~420,000 documents in c2c's 200 MiB bound; the default D = 5,000,000 is 12× that.
-//!    The in-process testbeds hold ~700 bytes per 128-byte document per side, so
-//!    D = 10,000,000 (24×) needs ~14 GiB.
+//!    The in-process testbeds keep documents as BSON bytes (`compact_documents`), ~700
+//!    bytes per 128-byte document per side, so D = 10,000,000 (24×) needs ~14 GiB.
 //! 2. **Embedded**: a `c2c run` child syncs E documents with verification on (the
 //!    default); timed from the start of change event application (when the verifier
 //!    starts) until both sides are in "stream hashing"; peak RSS of the whole `c2c run`
@@ -124,11 +124,13 @@ fn free_port() -> u16 {
 }
 
 /// `oplog_entries` bounds the testbed's oplog: the one-shot run reads no change stream,
-/// and millions of loaded documents would otherwise sit in memory twice.
-async fn testbed(oplog_entries: Option<usize>) -> (TestbedHandle, Client) {
+/// and millions of loaded documents would otherwise sit in memory twice. `compact` keeps
+/// documents as BSON bytes (a third of the memory), so millions fit.
+async fn testbed(oplog_entries: Option<usize>, compact: bool) -> (TestbedHandle, Client) {
     let bed = Testbed::start(TestbedConfig {
         idle_noop_interval: Duration::from_millis(500),
         oplog_retention: oplog_entries,
+        compact_documents: compact,
         ..TestbedConfig::default()
     })
     .await
@@ -181,8 +183,8 @@ struct OneShot {
 }
 
 async fn oneshot_run(settings: &Settings) -> OneShot {
-    let (source_bed, source) = testbed(Some(10_000)).await;
-    let (destination_bed, destination) = testbed(Some(10_000)).await;
+    let (source_bed, source) = testbed(Some(10_000), true).await;
+    let (destination_bed, destination) = testbed(Some(10_000), true).await;
     eprintln!(
         "one-shot: loading {} documents of {} bytes into both clusters",
         settings.oneshot_docs, settings.doc_bytes
@@ -244,8 +246,8 @@ struct Embedded {
 }
 
 async fn embedded_run(settings: &Settings) -> Embedded {
-    let (source_bed, source) = testbed(None).await;
-    let (destination_bed, _destination) = testbed(None).await;
+    let (source_bed, source) = testbed(None, false).await;
+    let (destination_bed, _destination) = testbed(None, false).await;
     eprintln!(
         "embedded: loading {} documents into the source",
         settings.embedded_docs

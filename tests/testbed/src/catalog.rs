@@ -22,47 +22,89 @@ pub enum CollKind {
     Timeseries,
 }
 
-/// A document as its BSON bytes, as WiredTiger keeps it: a decoded `Document` of a few
-/// small fields takes four to five times its BSON size, which capped the datasets a
-/// testbed can hold (the verifier benchmark needs millions of documents per side).
-/// Reads decode it; they used to deep-clone the stored `Document` instead.
+/// A stored document, and the record id that gives its natural order.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub record_id: u64,
-    bytes: Box<[u8]>,
+    body: Body,
+}
+
+/// How a testbed keeps its documents (`TestbedConfig::compact_documents`).
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// Decoded and shared with the oplog: reads and writes cost no encoding or decoding.
+    Shared {
+        document: Arc<Document>,
+        size: usize,
+    },
+    /// BSON bytes, decoded per read: a decoded `Document` of a few small fields takes
+    /// three times its BSON size, which caps the datasets a testbed can hold (the
+    /// verifier benchmark needs millions of documents per side).
+    Encoded(Box<[u8]>),
+}
+
+impl Body {
+    /// How a store keeps `document`, whose BSON is `encoded`.
+    pub fn new(compact: bool, document: &Arc<Document>, encoded: Box<[u8]>) -> Body {
+        if compact {
+            Body::Encoded(encoded)
+        } else {
+            Body::Shared {
+                document: document.clone(),
+                size: encoded.len(),
+            }
+        }
+    }
 }
 
 impl Stored {
-    fn new(record_id: u64, document: &Document) -> Stored {
-        let mut bytes = Vec::with_capacity(256);
-        document
-            .to_writer(&mut bytes)
-            .expect("a document that was sized for storage encodes");
-        Stored {
-            record_id,
-            bytes: bytes.into_boxed_slice(),
+    /// BSON size of the document.
+    pub fn size(&self) -> usize {
+        match &self.body {
+            Body::Shared { size, .. } => *size,
+            Body::Encoded(bytes) => bytes.len(),
         }
     }
 
-    /// BSON size of the document.
-    pub fn size(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    pub fn decode(&self) -> Document {
-        // The raw conversion is a fifth faster than the serde path of `from_reader`.
-        bson::RawDocument::from_bytes(&self.bytes)
-            .and_then(Document::try_from)
-            .expect("stored documents are valid BSON")
-    }
-
     pub fn document(&self) -> Arc<Document> {
-        Arc::new(self.decode())
+        match &self.body {
+            Body::Shared { document, .. } => document.clone(),
+            Body::Encoded(bytes) => Arc::new(decode(bytes)),
+        }
     }
+
+    /// An owned copy of the document.
+    pub fn decode(&self) -> Document {
+        match &self.body {
+            Body::Shared { document, .. } => (**document).clone(),
+            Body::Encoded(bytes) => decode(bytes),
+        }
+    }
+
+    /// Runs `f` on the document without copying it when it is kept decoded.
+    pub fn with_document<T>(&self, f: impl FnOnce(&Document) -> T) -> T {
+        match &self.body {
+            Body::Shared { document, .. } => f(document),
+            Body::Encoded(bytes) => f(&decode(bytes)),
+        }
+    }
+
+    /// Whether the document's BSON is exactly `encoded`.
+    pub fn has_bytes(&self, encoded: &[u8]) -> bool {
+        match &self.body {
+            Body::Shared { document, .. } => {
+                with_encoded(document, |bytes| bytes == encoded).unwrap_or(false)
+            }
+            Body::Encoded(bytes) => &bytes[..] == encoded,
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Document {
+    // The raw conversion is a fifth faster than the serde path of `from_reader`.
+    bson::RawDocument::from_bytes(bytes)
+        .and_then(Document::try_from)
+        .expect("stored documents are valid BSON")
 }
 
 #[derive(Debug, Clone)]
@@ -157,15 +199,15 @@ impl Collection {
         Ok(all_keys)
     }
 
-    /// Inserts a document that already has its `_id` in first position.
-    pub fn insert(&mut self, ns: &str, document: Arc<Document>) -> CmdResult<()> {
+    /// Inserts a document that already has its `_id` in first position, kept as `body`.
+    pub fn insert(&mut self, ns: &str, document: &Document, body: Body) -> CmdResult<()> {
         let id = document.get("_id").cloned().unwrap_or(Bson::Null);
         let key = Key(id);
         if self.docs.contains_key(&key) {
             let id_index = &self.indexes[0];
             return Err(id_index.duplicate_error(ns, &KeyTuple(vec![key])));
         }
-        let keys = self.check_unique(ns, &document, None)?;
+        let keys = self.check_unique(ns, document, None)?;
         for (index, keys) in self.indexes.iter_mut().zip(keys) {
             for tuple in keys {
                 index.entries.insert((tuple, key.clone()));
@@ -173,18 +215,25 @@ impl Collection {
         }
         let record_id = self.next_record;
         self.next_record += 1;
-        let stored = Stored::new(record_id, &document);
+        let stored = Stored { record_id, body };
         self.data_size += stored.size() as u64;
         self.natural.insert(record_id, key.clone());
         self.docs.insert(key, stored);
         Ok(())
     }
 
-    /// Replaces the document with the same `_id`, keeping its record id.
-    pub fn replace(&mut self, ns: &str, document: Arc<Document>) -> CmdResult<()> {
+    /// Replaces the document with the same `_id` by `document`, kept as `body`, keeping
+    /// its record id.
+    pub fn replace(&mut self, ns: &str, document: &Document, body: Body) -> CmdResult<()> {
         let key = Key(document.get("_id").cloned().unwrap_or(Bson::Null));
+        // Only secondary indexes need the old document decoded.
+        let secondary = self.indexes.iter().any(|index| !index.is_id());
         let (old_record, old_size, old) = match self.docs.get(&key) {
-            Some(stored) => (stored.record_id, stored.size(), stored.decode()),
+            Some(stored) => (
+                stored.record_id,
+                stored.size(),
+                secondary.then(|| stored.decode()),
+            ),
             None => {
                 return Err(CommandError::new(
                     ErrorCode::InternalError,
@@ -192,12 +241,12 @@ impl Collection {
                 ))
             }
         };
-        let new_keys = self.check_unique(ns, &document, Some(&key))?;
+        let new_keys = self.check_unique(ns, document, Some(&key))?;
         for index in self.indexes.iter_mut() {
-            if index.is_id() {
+            let Some(old) = old.as_ref().filter(|_| !index.is_id()) else {
                 continue;
-            }
-            for tuple in index.keys_for(&old).unwrap_or_default() {
+            };
+            for tuple in index.keys_for(old).unwrap_or_default() {
                 index.entries.remove(&(tuple, key.clone()));
             }
         }
@@ -206,7 +255,10 @@ impl Collection {
                 index.entries.insert((tuple, key.clone()));
             }
         }
-        let stored = Stored::new(old_record, &document);
+        let stored = Stored {
+            record_id: old_record,
+            body,
+        };
         self.data_size = self.data_size + stored.size() as u64 - old_size as u64;
         self.docs.insert(key, stored);
         Ok(())
@@ -232,7 +284,7 @@ impl Collection {
     /// Builds a new index over the existing documents (DuplicateKey if a unique one clashes).
     pub fn build_index(&self, ns: &str, mut index: Index) -> CmdResult<Index> {
         for (key, stored) in &self.docs {
-            for tuple in index.keys_for(&stored.decode())? {
+            for tuple in stored.with_document(|document| index.keys_for(document))? {
                 if index.enforces_uniqueness() {
                     let low = (tuple.clone(), Key(Bson::MinKey));
                     let high = (tuple.clone(), Key(Bson::MaxKey));
@@ -299,12 +351,35 @@ impl Collection {
     }
 }
 
+/// A document's BSON bytes in an allocation of exactly their size (documents the server
+/// holds always encode). Encoding into a growing `Vec` and shrinking it left a free
+/// remainder beside every stored document, and glibc's malloc spent more time merging
+/// those than the copy from a reused buffer costs.
+pub fn encode(document: &Document) -> CmdResult<Box<[u8]>> {
+    with_encoded(document, |bytes| Box::from(bytes))
+        .map_err(|e| CommandError::new(ErrorCode::BadValue, format!("cannot store document: {e}")))
+}
+
+/// The document's BSON size, 0 if it cannot be encoded.
 pub fn bson_size(document: &Document) -> usize {
-    let mut buffer = Vec::with_capacity(256);
-    document
-        .to_writer(&mut buffer)
-        .map(|_| buffer.len())
-        .unwrap_or(0)
+    with_encoded(document, <[u8]>::len).unwrap_or(0)
+}
+
+/// Runs `f` on `document`'s BSON, encoded into a buffer each thread reuses.
+fn with_encoded<T>(document: &Document, f: impl FnOnce(&[u8]) -> T) -> Result<T, bson::ser::Error> {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        buffer.clear();
+        let result = document.to_writer(&mut *buffer).map(|()| f(&buffer));
+        if buffer.capacity() > 1 << 20 {
+            // One large document must not pin its size in every thread.
+            *buffer = Vec::new();
+        }
+        result
+    })
 }
 
 #[derive(Debug, Clone, Default)]

@@ -63,6 +63,9 @@ pub struct TestbedConfig {
     pub idle_noop_interval: std::time::Duration,
     /// Seed for `$sample`, so sampled partitioning is reproducible.
     pub sample_seed: Option<u64>,
+    /// Keep documents as BSON bytes, decoded per read: a third of the memory for small
+    /// documents, for datasets of millions of documents; slower reads and updates.
+    pub compact_documents: bool,
 }
 
 impl Default for TestbedConfig {
@@ -77,6 +80,7 @@ impl Default for TestbedConfig {
             auth_users: Vec::new(),
             idle_noop_interval: std::time::Duration::from_secs(1),
             sample_seed: None,
+            compact_documents: false,
         }
     }
 }

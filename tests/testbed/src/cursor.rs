@@ -95,10 +95,10 @@ impl FindCursor {
                     (output, size, Some(document))
                 }
                 None => {
-                    let size =
-                        stored_size.unwrap_or_else(|| crate::catalog::bson_size(&document));
+                    let size = stored_size.unwrap_or_else(|| crate::catalog::bson_size(&document));
                     // Scans decode for this read alone: no copy needed.
-                    let output = Arc::try_unwrap(document).unwrap_or_else(|shared| (*shared).clone());
+                    let output =
+                        Arc::try_unwrap(document).unwrap_or_else(|shared| (*shared).clone());
                     (output, size, None)
                 }
             };

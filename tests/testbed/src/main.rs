@@ -37,6 +37,10 @@ struct Args {
     /// Seed for $sample, for reproducible sampling.
     #[arg(long = "sample-seed")]
     sample_seed: Option<u64>,
+    /// Keep documents as BSON bytes: a third of the memory for small documents, slower
+    /// reads and updates (for datasets of millions of documents).
+    #[arg(long = "compact-documents")]
+    compact_documents: bool,
 }
 
 #[tokio::main]
@@ -61,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         auth_users: Vec::new(),
         idle_noop_interval: Duration::from_millis(args.idle_noop_ms.max(10)),
         sample_seed: args.sample_seed,
+        compact_documents: args.compact_documents,
     };
     let handle = Testbed::start(config)
         .await

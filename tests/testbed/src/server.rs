@@ -167,7 +167,8 @@ pub async fn start(config: TestbedConfig) -> Result<TestbedHandle, StartError> {
         std::net::IpAddr::V4(ip) => format!("{ip}:{}", local.port()),
     };
     let users = load_users(&config)?;
-    let store = Store::new(config.oplog_retention);
+    let mut store = Store::new(config.oplog_retention);
+    store.compact_documents = config.compact_documents;
     let (oplog_seq, _) = watch::channel(store.oplog.next_seq());
     let (topology_changed, _) = watch::channel(0);
     let server = Arc::new(Server {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bson::{doc, oid::ObjectId, Bson, Document, Timestamp};
 
-use crate::catalog::{validate_coll_name, validate_db_name, Catalog, CollKind, Collection};
+use crate::catalog::{validate_coll_name, validate_db_name, Body, Catalog, CollKind, Collection};
 use crate::clock::ClusterClock;
 use crate::error::{CmdResult, CommandError, ErrorCode};
 use crate::oplog::{Entry, Op, Oplog};
@@ -21,6 +21,8 @@ pub struct Store {
     pub clock: ClusterClock,
     /// Optime of the last write (operationTime of reads).
     pub last_applied: Timestamp,
+    /// Keep documents as BSON bytes (`TestbedConfig::compact_documents`).
+    pub compact_documents: bool,
 }
 
 /// Databases a cluster change stream never shows and user writes never block.
@@ -37,6 +39,7 @@ impl Store {
             oplog: Oplog::new(oplog_retention),
             clock,
             last_applied,
+            compact_documents: false,
         };
         // Real replica-set members always have these; tools must filter them out.
         for (db, coll) in [
@@ -46,10 +49,12 @@ impl Store {
         ] {
             let mut collection = Collection::new(CollKind::Collection, Document::new());
             if db == "admin" {
-                let _ = collection.insert(
-                    "admin.system.version",
-                    Arc::new(doc! {"_id": "featureCompatibilityVersion", "version": "7.0"}),
-                );
+                let version =
+                    Arc::new(doc! {"_id": "featureCompatibilityVersion", "version": "7.0"});
+                if let Ok(encoded) = crate::catalog::encode(&version) {
+                    let body = Body::new(false, &version, encoded);
+                    let _ = collection.insert("admin.system.version", &version, body);
+                }
             }
             store
                 .catalog
@@ -183,12 +188,13 @@ impl Store {
         Ok(())
     }
 
-    /// Prepares a document for insert as mongod's `fixDocumentForInsert` does.
+    /// Prepares a document for insert as mongod's `fixDocumentForInsert` does; returns it
+    /// with its BSON bytes.
     pub fn fix_for_insert(
         document: &Document,
         ts: Timestamp,
         bypass_empty_ts: bool,
-    ) -> CmdResult<Document> {
+    ) -> CmdResult<(Document, Box<[u8]>)> {
         if let Some(id) = document.get("_id") {
             match id {
                 Bson::Array(_) => {
@@ -232,7 +238,8 @@ impl Store {
             };
             fixed.insert(key.clone(), value);
         }
-        let size = crate::catalog::bson_size(&fixed);
+        let encoded = crate::catalog::encode(&fixed)?;
+        let size = encoded.len();
         if size > MAX_BSON_SIZE {
             return Err(CommandError::new(
                 ErrorCode::BadValue,
@@ -241,7 +248,7 @@ impl Store {
                 ),
             ));
         }
-        Ok(fixed)
+        Ok((fixed, encoded))
     }
 
     /// Inserts one document, creating the collection if needed.
@@ -254,13 +261,15 @@ impl Store {
     ) -> CmdResult<Arc<Document>> {
         self.ensure_collection(db, coll)?;
         let ts = self.tick();
-        let fixed = Arc::new(Self::fix_for_insert(document, ts, bypass_empty_ts)?);
+        let (fixed, encoded) = Self::fix_for_insert(document, ts, bypass_empty_ts)?;
+        let fixed = Arc::new(fixed);
         let ns = format!("{db}.{coll}");
         let collection = self
             .catalog
             .collection_mut(db, coll)
             .ok_or_else(missing(db, coll))?;
-        collection.insert(&ns, fixed.clone())?;
+        let body = Body::new(self.compact_documents, &fixed, encoded);
+        collection.insert(&ns, &fixed, body)?;
         self.log(
             ts,
             db,
@@ -272,23 +281,24 @@ impl Store {
         Ok(fixed)
     }
 
-    /// Writes `post` over the document with the same `_id` and logs an update or replace.
+    /// Writes `post` (the new document and its BSON) over the document with the same
+    /// `_id` and logs an update or replace.
     pub fn update(
         &mut self,
         db: &str,
         coll: &str,
         pre: Arc<Document>,
-        post: Document,
+        (post, encoded): (Arc<Document>, Box<[u8]>),
         kind: &'static str,
         description: Document,
     ) -> CmdResult<Timestamp> {
         let ns = format!("{db}.{coll}");
-        let post = Arc::new(post);
         let collection = self
             .catalog
             .collection_mut(db, coll)
             .ok_or_else(missing(db, coll))?;
-        collection.replace(&ns, post.clone())?;
+        let body = Body::new(self.compact_documents, &post, encoded);
+        collection.replace(&ns, &post, body)?;
         let ts = self.tick();
         let id = post.get("_id").cloned().unwrap_or(Bson::Null);
         self.log(

@@ -1043,3 +1043,112 @@ async fn namespace_matches_filter_change_streams_like_whole_event_matches() {
     }
     testbed.shutdown().await;
 }
+
+/// Runs the same writes and reads against `client` and returns every answer, for
+/// comparing the two ways a testbed keeps documents.
+async fn storage_workload(client: &Client) -> Vec<Bson> {
+    let db = client.database("store");
+    let items = db.collection::<Document>("items");
+    let mut answers = Vec::new();
+    items
+        .insert_many(vec![
+            doc! {"_id": 1, "n": 1, "tags": ["a", "b"], "sub": {"x": 1.5, "y": "s"}},
+            doc! {"_id": "two", "n": 2i64, "when": bson::DateTime::from_millis(1_000), "bin": Bson::Binary(bson::Binary {subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2, 3]})},
+            doc! {"_id": ObjectId::parse_str("64b7f0c2a1b2c3d4e5f60718").unwrap(), "n": 3.0, "d": Bson::Decimal128("1.10".parse().unwrap())},
+            doc! {"_id": {"k": 1}, "n": Bson::Null, "ts": Timestamp { time: 7, increment: 1 }},
+            doc! {"_id": 5, "n": 5, "big": "x".repeat(5000)},
+        ])
+        .await
+        .expect("insert");
+    db.run_command(doc! {"createIndexes": "items", "indexes": [{"key": {"n": 1}, "name": "n_1"}, {"key": {"tags": 1}, "name": "tags_1", "unique": true, "sparse": true}]})
+        .await
+        .expect("indexes");
+    // A unique clash leaves the document as it was.
+    let clash = items
+        .update_one(doc! {"_id": 5}, doc! {"$set": {"tags": ["a"]}})
+        .await
+        .map(|_| 0)
+        .unwrap_or_else(|e| write_error_code(&e));
+    answers.push(Bson::Int32(clash));
+    let updated = items
+        .update_one(
+            doc! {"_id": 1},
+            doc! {"$set": {"sub.x": 2}, "$push": {"tags": "c"}},
+        )
+        .await
+        .expect("update");
+    answers.push(Bson::Int64(updated.modified_count as i64));
+    let noop = items
+        .update_one(doc! {"_id": 1}, doc! {"$set": {"n": 1}})
+        .await
+        .expect("no-op update");
+    answers.push(Bson::Int64(noop.modified_count as i64));
+    items
+        .replace_one(doc! {"_id": "two"}, doc! {"n": 20, "r": true})
+        .await
+        .expect("replace");
+    items.delete_one(doc! {"n": 3.0}).await.expect("delete");
+    let returned = items
+        .find_one_and_update(doc! {"_id": {"k": 1}}, doc! {"$inc": {"c": 1}})
+        .return_document(mongodb::options::ReturnDocument::After)
+        .await
+        .expect("findAndModify");
+    answers.push(returned.map(Bson::Document).unwrap_or(Bson::Null));
+    for filter in [doc! {}, doc! {"n": {"$gte": 2}}, doc! {"tags": "c"}] {
+        let found: Vec<Document> = items
+            .find(filter)
+            .sort(doc! {"_id": 1})
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("documents");
+        answers.push(Bson::Array(found.into_iter().map(Bson::Document).collect()));
+    }
+    let by_index: Vec<Document> = items
+        .find(doc! {"n": {"$gt": 0}})
+        .hint(mongodb::options::Hint::Name("n_1".into()))
+        .await
+        .expect("hinted find")
+        .try_collect()
+        .await
+        .expect("documents");
+    answers.push(Bson::Array(
+        by_index.into_iter().map(Bson::Document).collect(),
+    ));
+    answers.push(Bson::Int64(
+        items
+            .count_documents(doc! {"n": {"$exists": true}})
+            .await
+            .expect("count") as i64,
+    ));
+    answers.push(Bson::Array(
+        items.distinct("tags", doc! {}).await.expect("distinct"),
+    ));
+    let stats = db
+        .run_command(doc! {"collStats": "items"})
+        .await
+        .expect("collStats");
+    answers.push(stats.get("size").cloned().unwrap_or(Bson::Null));
+    answers.push(stats.get("count").cloned().unwrap_or(Bson::Null));
+    answers
+}
+
+#[tokio::test]
+async fn compact_documents_answer_exactly_as_decoded_ones() {
+    let (plain, plain_client) = start(fast_config()).await;
+    let (compact, compact_client) = start(TestbedConfig {
+        compact_documents: true,
+        ..fast_config()
+    })
+    .await;
+    let expected = storage_workload(&plain_client).await;
+    let answers = storage_workload(&compact_client).await;
+    assert_eq!(answers, expected);
+    // The workload's checks are real: a clash, one change, one no-op, four documents.
+    assert_eq!(expected[0], Bson::Int32(11000));
+    assert_eq!(&expected[1..3], &[Bson::Int64(1), Bson::Int64(0)]);
+    assert_eq!(expected[4].as_array().map(Vec::len), Some(4));
+    plain.shutdown().await;
+    compact.shutdown().await;
+}

@@ -135,7 +135,7 @@ fn matching_ids(
     let mut ids = Vec::new();
     for key in collection.natural.values() {
         if let Some(stored) = collection.docs.get(key) {
-            if matcher.matches(&stored.decode()) {
+            if stored.with_document(|document| matcher.matches(document)) {
                 ids.push(key.0.clone());
                 if limit_one {
                     break;
@@ -155,11 +155,7 @@ fn update_one(
     matcher: &Matcher,
     spec: &UpdateSpec,
 ) -> CmdResult<(bool, bool, Option<Arc<Document>>)> {
-    let Some(pre) = store
-        .catalog
-        .collection(db, coll)
-        .and_then(|c| c.get(id))
-    else {
+    let Some(pre) = store.catalog.collection(db, coll).and_then(|c| c.get(id)) else {
         return Ok((false, false, None));
     };
     let mut context = update_context(store);
@@ -167,13 +163,19 @@ fn update_one(
         context.matched_position = matcher.match_position(&pre).flatten();
     }
     let (post, description) = spec.apply_described(&pre, &context)?;
-    if crate::catalog::bson_size(&post) > crate::store::MAX_BSON_SIZE {
+    let encoded = crate::catalog::encode(&post)?;
+    if encoded.len() > crate::store::MAX_BSON_SIZE {
         return Err(CommandError::new(
             ErrorCode::BsonObjectTooLarge,
             "Resulting document after update is larger than 16777216",
         ));
     }
-    if bson::to_vec(&post).ok() == bson::to_vec(&*pre).ok() {
+    let unchanged = store
+        .catalog
+        .collection(db, coll)
+        .and_then(|c| c.docs.get(&crate::bson_cmp::Key(id.clone())))
+        .is_some_and(|stored| stored.has_bytes(&encoded));
+    if unchanged {
         return Ok((true, false, Some(pre)));
     }
     // mongod records operator updates as the operators change fields (not as a diff);
@@ -182,9 +184,9 @@ fn update_one(
         Some(description) => ("update", description.to_document(true)),
         None => ("replace", Document::new()),
     };
-    store.update(db, coll, pre, post, kind, description)?;
-    let current = store.catalog.collection(db, coll).and_then(|c| c.get(id));
-    Ok((true, true, current))
+    let post = Arc::new(post);
+    store.update(db, coll, pre, (post.clone(), encoded), kind, description)?;
+    Ok((true, true, Some(post)))
 }
 
 /// Inserts the upsert document; returns its `_id`.
@@ -539,10 +541,7 @@ pub fn find_and_modify(
         let spec = UpdateSpec::parse(update.unwrap_or(&Bson::Null), array_filters.as_deref())?;
         match target {
             Some(id) => {
-                let pre = store
-                    .catalog
-                    .collection(db, &coll)
-                    .and_then(|c| c.get(&id));
+                let pre = store.catalog.collection(db, &coll).and_then(|c| c.get(&id));
                 let (_, _, post) = update_one(&mut store, db, &coll, &id, &matcher, &spec)?;
                 let shown = if return_new { post } else { pre };
                 let value = match shown {

@@ -698,7 +698,7 @@ pub fn count(server: &Server, db: &str, body: &Document) -> CmdResult<Document> 
         Some(matcher) => collection
             .docs
             .values()
-            .filter(|s| matcher.matches(&s.decode()))
+            .filter(|s| s.with_document(|document| matcher.matches(document)))
             .count() as u64,
     };
     let mut n = total.saturating_sub(skip);
@@ -729,7 +729,7 @@ pub fn distinct(server: &Server, db: &str, body: &Document) -> CmdResult<Documen
     let mut values: Vec<Bson> = Vec::new();
     if let Some(collection) = store.catalog.collection(db, &coll) {
         for stored in collection.docs.values() {
-            let document = stored.decode();
+            let document = stored.document();
             if matcher.as_ref().is_some_and(|m| !m.matches(&document)) {
                 continue;
             }

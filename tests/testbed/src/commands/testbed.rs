@@ -95,7 +95,7 @@ pub fn run_ttl_pass(server: &Server) -> CmdResult<Document> {
                 }
                 let path = &index.fields[0].path;
                 for stored in collection.docs.values() {
-                    let document = stored.decode();
+                    let document = stored.document();
                     let dates: Vec<i64> = match crate::query::path::get_path(&document, path) {
                         Some(Bson::DateTime(date)) => vec![date.timestamp_millis()],
                         Some(Bson::Array(items)) => items
