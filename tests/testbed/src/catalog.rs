@@ -232,7 +232,7 @@ impl Collection {
             Some(stored) => (
                 stored.record_id,
                 stored.size(),
-                secondary.then(|| stored.decode()),
+                secondary.then(|| stored.document()),
             ),
             None => {
                 return Err(CommandError::new(
@@ -351,10 +351,9 @@ impl Collection {
     }
 }
 
-/// A document's BSON bytes in an allocation of exactly their size (documents the server
-/// holds always encode). Encoding into a growing `Vec` and shrinking it left a free
-/// remainder beside every stored document, and glibc's malloc spent more time merging
-/// those than the copy from a reused buffer costs.
+/// A document's BSON bytes in an allocation of exactly their size, copied from a buffer
+/// each thread reuses instead of a `Vec` grown and reallocated several times per
+/// document. BadValue for a document BSON cannot hold (a field name with a NUL byte).
 pub fn encode(document: &Document) -> CmdResult<Box<[u8]>> {
     with_encoded(document, |bytes| Box::from(bytes))
         .map_err(|e| CommandError::new(ErrorCode::BadValue, format!("cannot store document: {e}")))
