@@ -60,12 +60,15 @@ pub fn spill_dir_for(id: &str) -> PathBuf {
     std::env::temp_dir().join(format!("c2c-{id}-{}", std::process::id()))
 }
 
-/// Removes the process's spill directory when the process ends normally (a `kill -9`
-/// leaves it; it holds only events the destination's checkpoints make unnecessary).
+/// Removes the process's spill directory when the process ends normally. A `kill -9` or
+/// an OOM kill leaves it; the next process with the same id removes it on start (it holds
+/// only events the destination's checkpoints make unnecessary), so a crash-looping
+/// process does not fill the disk.
 pub struct SpillDirCleanup(PathBuf);
 
 impl SpillDirCleanup {
     pub fn new(dir: PathBuf) -> Self {
+        remove_dead_siblings(&dir, std::path::Path::new("/proc"));
         Self(dir)
     }
 }
@@ -77,6 +80,48 @@ impl Drop for SpillDirCleanup {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => {
                 tracing::warn!(dir = %self.0.display(), %error, "cannot remove the spill directory")
+            }
+        }
+    }
+}
+
+/// Removes `<parent>/<prefix>-<pid>` directories of processes no longer alive, where
+/// `dir` is `<parent>/<prefix>-<this pid>` (as [`spill_dir_for`] names it). Liveness
+/// comes from `proc` (`/proc`); without it nothing is removed.
+fn remove_dead_siblings(dir: &std::path::Path, proc: &std::path::Path) {
+    let own_pid = std::process::id().to_string();
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+    else {
+        return;
+    };
+    let Some(prefix) = name.strip_suffix(&format!("-{own_pid}")) else {
+        return;
+    };
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.strip_prefix('-'))
+            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        let Some(pid) = pid else {
+            continue;
+        };
+        if pid == own_pid || proc.join(pid).exists() {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => {
+                tracing::info!(dir = %entry.path().display(), "removed the spill directory of a process that was killed")
+            }
+            Err(error) => {
+                tracing::warn!(dir = %entry.path().display(), %error, "cannot remove a dead process's spill directory")
             }
         }
     }
@@ -220,5 +265,36 @@ impl EngineDriver for MigrationDriver {
             }
             Ok(None)
         })
+    }
+}
+
+#[cfg(test)]
+mod spill_dir_tests {
+    use super::*;
+
+    #[test]
+    fn dead_processes_spill_directories_of_the_same_id_are_removed() {
+        let parent =
+            std::env::temp_dir().join(format!("c2c-spill-siblings-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&parent);
+        let own = parent.join(format!("c2c-worker-w1-{}", std::process::id()));
+        // 4,294,967,295 is above any pid_max, so that process is dead.
+        let dead = parent.join("c2c-worker-w1-4294967295");
+        let alive = parent.join("c2c-worker-w1-1");
+        let other_id = parent.join("c2c-worker-w1-2-4294967295");
+        let longer_id = parent.join("c2c-worker-w10-4294967295");
+        for dir in [&own, &dead, &alive, &other_id, &longer_id] {
+            std::fs::create_dir_all(dir.join("events")).expect("creating a spill directory");
+        }
+        remove_dead_siblings(&own, std::path::Path::new("/proc"));
+        assert!(!dead.exists(), "a dead process's directory is removed");
+        for kept in [&own, &alive, &other_id, &longer_id] {
+            assert!(kept.exists(), "{} is kept", kept.display());
+        }
+        // Without /proc nothing is known to be dead.
+        std::fs::create_dir_all(&dead).expect("re-creating");
+        remove_dead_siblings(&own, &parent.join("no-proc"));
+        assert!(dead.exists());
+        std::fs::remove_dir_all(&parent).expect("cleaning up");
     }
 }
