@@ -152,8 +152,13 @@ async fn one_commit_is_one_trace_across_the_coordinator_and_its_workers() {
                     && span.kind == SpanKind::Client as i32
             })
             .count();
+        // Each process exports in its own batches: a worker's span can arrive before the
+        // leader's spans it descends from, so wait until every chain is whole.
+        let chains_whole = worker_commits
+            .iter()
+            .all(|commit| hex(&ancestry(&trace, commit).1) == caller_span_hex);
         if let Some(api) = api {
-            if !worker_commits.is_empty() && worker_commits.len() >= leader_calls {
+            if !worker_commits.is_empty() && worker_commits.len() >= leader_calls && chains_whole {
                 break (trace.clone(), api.clone(), worker_commits);
             }
         }
