@@ -4,6 +4,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | `fence` | refuses commands older than the newest accepted (term, plan epoch) |
+//! | `milestone` | which report changes are sent (and acted on) at once |
 //! | `convert` | proto `AssignRequest` ↔ the engine's `ShareSpec`, reports → proto |
 //! | `service` | the tonic service: assign, pause, resume, commit (drain), reverse, watch |
 //!
@@ -14,6 +15,7 @@
 
 pub mod convert;
 pub mod fence;
+pub mod milestone;
 pub mod service;
 
 pub use service::{serve, LeaseView, WorkerEndpoint, WorkerService, WorkerSettings};

@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use c2c_api::v1::worker_server::Worker;
 use c2c_api::v1::{
@@ -21,9 +21,12 @@ use tracing::Instrument;
 
 use crate::convert;
 use crate::fence::{Fence, FenceKeeper};
+use crate::milestone::{self, Milestone, Sent};
 
-/// How often `WatchProgress` reports by default, and at most.
+/// How often `WatchProgress` reports by default.
 const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_millis(1000);
+/// How often it reports at most, and how often it looks for a changed milestone, which
+/// it sends at once (see `milestone`).
 const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Whether this worker may write: its etcd lease is confirmed within its TTL on the
@@ -344,13 +347,24 @@ impl Worker for WorkerEndpoint {
         c2c_api::trace_context::set_parent_from_metadata(&span, request.metadata());
         span.in_scope(|| tracing::debug!("progress stream opened"));
         let service = self.0.clone();
-        let stream = futures::stream::unfold(true, move |first| {
+        // Sampled every MIN_REPORT_INTERVAL; sent when a milestone changed or when due.
+        let stream = futures::stream::unfold(None, move |last: Option<Sent>| {
             let service = service.clone();
             async move {
-                if !first {
-                    tokio::time::sleep(interval).await;
+                let mut first = last.is_none();
+                loop {
+                    if !first {
+                        tokio::time::sleep(MIN_REPORT_INTERVAL).await;
+                    }
+                    first = false;
+                    let report = service.report().await;
+                    let milestone = Milestone::of(&report);
+                    let now = Instant::now();
+                    if milestone::due(last.as_ref(), &milestone, now, interval) {
+                        let sent = Sent { milestone, at: now };
+                        return Some((Ok(report), Some(sent)));
+                    }
                 }
-                Some((Ok(service.report().await), false))
             }
         });
         Ok(Response::new(Box::pin(stream)))

@@ -357,6 +357,7 @@ impl ClusterPlane {
 
     async fn run(&self, context: SyncContext, cancel: CancellationToken) -> Result<()> {
         let mut members = self.members.clone();
+        let mut milestones = self.pool.milestones();
         loop {
             if let Some(plan) = self.reconcile(context.copy).await? {
                 self.send_assignments(&plan, &context).await;
@@ -365,6 +366,8 @@ impl ClusterPlane {
             tokio::select! {
                 _ = cancel.cancelled() => return Err(EngineError::Cancelled),
                 _ = members.changed() => {}
+                // E.g. a worker's share is copied: the leader looks at the checkpoints now.
+                Ok(()) = milestones.changed() => context.workers_progressed.notify_one(),
                 _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
             }
         }

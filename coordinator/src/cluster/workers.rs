@@ -7,6 +7,9 @@
 //! (and with TLS the worker's certificate) was good and the worker answered. Only
 //! reached workers join the plan (see `ClusterPlane`), so registering in etcd is not
 //! enough to be given work.
+//!
+//! A report whose milestone changed (see `c2c_worker::milestone`: a share copied, shards
+//! steady, a failure…) bumps `milestones`, which wakes the control loop at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +19,10 @@ use std::time::{Duration, Instant};
 use c2c_api::trace_context::TraceContext;
 use c2c_api::v1::worker_client::WorkerClient;
 use c2c_api::v1::{WatchWorkerRequest, WorkerReport};
+use c2c_worker::milestone::Milestone;
 use futures::StreamExt;
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
@@ -53,12 +58,13 @@ struct Connection {
     reached: Arc<AtomicBool>,
 }
 
-#[derive(Default)]
 pub struct WorkerPool {
     /// Mutual TLS towards workers (`--clusterCAFile`…); plain h2c without.
     tls: Option<ClientTlsConfig>,
     connections: Mutex<HashMap<String, Connection>>,
     reports: Arc<Mutex<BTreeMap<String, Seen>>>,
+    /// Bumped whenever a worker's report changes a milestone.
+    milestones: Arc<watch::Sender<u64>>,
     /// When this pool first saw a worker: the first plan waits a little for every
     /// registered worker to be reached.
     first_tracked: Mutex<Option<Instant>>,
@@ -86,8 +92,14 @@ impl WorkerPool {
             tls,
             connections: Mutex::default(),
             reports: Arc::default(),
+            milestones: Arc::new(watch::Sender::new(0)),
             first_tracked: Mutex::default(),
         }
+    }
+
+    /// Changes whenever a worker's report changes a milestone (not at every report).
+    pub fn milestones(&self) -> watch::Receiver<u64> {
+        self.milestones.subscribe()
     }
 
     /// Whether the worker's progress stream has opened (see the module comment).
@@ -140,6 +152,7 @@ impl WorkerPool {
                 worker.id.clone(),
                 client.clone(),
                 self.reports.clone(),
+                self.milestones.clone(),
                 reached.clone(),
             ));
             connections.insert(
@@ -185,6 +198,7 @@ async fn watch_reports(
     worker: String,
     mut client: WorkerRpcClient,
     reports: Arc<Mutex<BTreeMap<String, Seen>>>,
+    milestones: Arc<watch::Sender<u64>>,
     reached: Arc<AtomicBool>,
 ) {
     let mut warned = false;
@@ -207,13 +221,17 @@ async fn watch_reports(
                 failures = 0;
                 let mut stream = response.into_inner();
                 while let Some(Ok(report)) = stream.next().await {
-                    reports.lock().insert(
+                    let milestone = Milestone::of(&report);
+                    let previous = reports.lock().insert(
                         worker.clone(),
                         Seen {
                             report,
                             at: Instant::now(),
                         },
                     );
+                    if previous.is_none_or(|seen| Milestone::of(&seen.report) != milestone) {
+                        milestones.send_modify(|count| *count = count.wrapping_add(1));
+                    }
                 }
             }
             // A worker never reached is not given work: say why once, loudly (a wrong

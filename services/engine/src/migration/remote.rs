@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::Timestamp;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -43,6 +44,9 @@ pub struct SyncContext {
     /// The leader's counters: the plane keeps `events_applied`, the lag and (once
     /// `copy_done`) the phase CopyDrain/SteadyState current from the workers' reports.
     pub progress: Arc<Progress>,
+    /// Notified by the plane when a worker reports a milestone (e.g. its share copied),
+    /// so the leader reads the partitions' checkpoints then rather than at its next poll.
+    pub workers_progressed: Arc<Notify>,
 }
 
 /// The workers, as the leader drives them.
@@ -76,11 +80,13 @@ impl Migration {
             state.phase,
             PersistedPhase::Planning | PersistedPhase::Copying
         );
+        let workers_progressed = Arc::new(Notify::new());
         let context = SyncContext {
             reversed: state.cutover.reversed,
             stream_start: state.cutover.stream_start.unwrap_or(state.t0),
             copy: copying,
             progress: self.progress.clone(),
+            workers_progressed: workers_progressed.clone(),
         };
         self.progress.set_phase(if copying {
             Phase::CollectionCopy
@@ -89,7 +95,7 @@ impl Migration {
         });
         let watch_copy = async {
             if copying {
-                self.watch_copy(&cancel)
+                self.watch_copy(&workers_progressed, &cancel)
                     .instrument(tracing::info_span!("collection_copy"))
                     .await?;
             } else {
@@ -111,13 +117,18 @@ impl Migration {
     /// Waits until every partition is copied (by whichever workers), then builds the
     /// indexes deferred to after the copy and persists phase Applying, which starts the
     /// workers' appliers.
-    async fn watch_copy(&self, cancel: &CancellationToken) -> Result<()> {
+    async fn watch_copy(
+        &self,
+        workers_progressed: &Notify,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         loop {
             if self.update_copied().await? {
                 break;
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                _ = workers_progressed.notified() => {}
                 _ = tokio::time::sleep(COPY_POLL) => {}
             }
         }
