@@ -31,7 +31,7 @@
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `C2C_BENCH_WORKERS` | `1,2,4` | worker counts for the scaling runs |
-//! | `C2C_BENCH_DOCS` | 240000 | 1 KiB source documents of a scaling run |
+//! | `C2C_BENCH_DOCS` | 960000 | 1 KiB source documents of a scaling run (fewer: the fixed ~0.5 s of planning and phase changes weigh more) |
 //! | `C2C_BENCH_LATENCY_MS` | 2 | per-operation latency of both testbeds (set after the load) |
 //! | `C2C_BENCH_CEA_SECONDS` | 8 | seconds of source writes per scaling run |
 //! | `C2C_BENCH_PARTITION_KIB` | 512 | copy partition size (`C2C_PARTITION_TARGET_BYTES`) |
@@ -39,6 +39,7 @@
 //! | `C2C_BENCH_LOSS_DOCS` | 60000 | documents of the worker-loss run |
 //! | `C2C_BENCH_LOSS_LATENCY_MS` | 20 | latency of the worker-loss run (so its copy lasts) |
 //! | `C2C_BENCH_LOSS_PARTITION_KIB` | 64 | partition size of the worker-loss run |
+//! | `C2C_BENCH_VERIFICATION` | 0 | 1: the embedded verifier on (mongosync's default); its initial hashing of the whole dataset then runs in the CEA window, on the shard owners (see the verify bench for its own throughput) |
 //! | `C2C_BENCH_PARTS` | `scaling,failover,loss` | which of the three runs to do |
 //! | `C2C_BENCH_VERBOSITY` | `WARN` | `--verbosity` of the c2c processes |
 //! | `C2C_BENCH_KEEP_LOGS` | unset | set: keep the processes' logs (the path is printed) |
@@ -92,6 +93,7 @@ struct Settings {
     loss_latency_ms: u64,
     loss_partition_bytes: u64,
     parts: Vec<String>,
+    verification: bool,
 }
 
 fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
@@ -112,7 +114,7 @@ impl Settings {
     fn from_env() -> Settings {
         Settings {
             workers: env_list("C2C_BENCH_WORKERS", "1,2,4"),
-            documents: env_one("C2C_BENCH_DOCS", 240_000).max(8 * INSERT_BATCH as u64) as i64,
+            documents: env_one("C2C_BENCH_DOCS", 960_000).max(8 * INSERT_BATCH as u64) as i64,
             latency_ms: env_one("C2C_BENCH_LATENCY_MS", 2),
             cea_seconds: env_one("C2C_BENCH_CEA_SECONDS", 8).max(1),
             partition_bytes: env_one("C2C_BENCH_PARTITION_KIB", 512).max(16) * 1024,
@@ -122,6 +124,7 @@ impl Settings {
             loss_latency_ms: env_one("C2C_BENCH_LOSS_LATENCY_MS", 20),
             loss_partition_bytes: env_one("C2C_BENCH_LOSS_PARTITION_KIB", 64).max(16) * 1024,
             parts: env_list("C2C_BENCH_PARTS", "scaling,failover,loss"),
+            verification: env_one("C2C_BENCH_VERIFICATION", 0) != 0,
         }
     }
 
@@ -178,8 +181,36 @@ fn cpu_seconds(pid: &str) -> f64 {
         / TICKS
 }
 
+/// The whole machine's busy and stolen CPU seconds so far (all processes and the
+/// kernel; stolen: time a hypervisor gave this VM's cores to others), from /proc/stat.
+fn machine_cpu_seconds() -> (f64, f64) {
+    const TICKS: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0.0, 0.0);
+    };
+    let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else {
+        return (0.0, 0.0);
+    };
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    if fields.len() < 8 {
+        return (0.0, 0.0);
+    }
+    let busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6];
+    (busy / TICKS, fields[7] / TICKS)
+}
+
+/// Keys of a snapshot that are the machine's, not one party's.
+const MACHINE_BUSY: &str = "machine: busy";
+const MACHINE_STOLEN: &str = "machine: stolen";
+
 /// CPU seconds per party: this process (testbeds, loader, writer), etcd and every c2c
-/// child that runs.
+/// child that runs; and the machine's, to tell whether the cores were all used.
 type CpuSnapshot = BTreeMap<String, f64>;
 
 /// Cores each party used between two snapshots.
@@ -193,13 +224,19 @@ fn cores_used(before: &CpuSnapshot, after: &CpuSnapshot, wall: f64) -> BTreeMap<
         .collect()
 }
 
-fn cores_line(cores: &BTreeMap<String, f64>) -> String {
-    let total: f64 = cores.values().sum();
-    let parts: Vec<String> = cores
-        .iter()
+fn cores_line(used: &BTreeMap<String, f64>) -> String {
+    let parties = || used.iter().filter(|(name, _)| !name.starts_with("machine"));
+    let total: f64 = parties().map(|(_, used)| used).sum();
+    let parts: Vec<String> = parties()
         .map(|(name, used)| format!("{name} {used:.2}"))
         .collect();
-    format!("cores used: {} (total {total:.2})", parts.join(", "))
+    let machine = used.get(MACHINE_BUSY).copied().unwrap_or_default();
+    let stolen = used.get(MACHINE_STOLEN).copied().unwrap_or_default();
+    format!(
+        "cores used: {} (total {total:.2}; whole machine busy {machine:.2} of {}, stolen {stolen:.2})",
+        parts.join(", "),
+        cores()
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -381,8 +418,17 @@ impl Deployment {
             idle_noop_interval: Duration::from_millis(200),
             ..TestbedConfig::default()
         };
-        let source_testbed = Testbed::start(config()).await.expect("starting a testbed");
-        let destination_testbed = Testbed::start(config()).await.expect("starting a testbed");
+        let [source_host, destination_host] = TESTBED_HOSTS.get().expect("set by main");
+        let source_testbed = source_host
+            .spawn(Testbed::start(config()))
+            .await
+            .expect("the testbed task")
+            .expect("starting a testbed");
+        let destination_testbed = destination_host
+            .spawn(Testbed::start(config()))
+            .await
+            .expect("the testbed task")
+            .expect("starting a testbed");
         let (source_uri, destination_uri) = (source_testbed.uri(), destination_testbed.uri());
         let dir = std::env::temp_dir().join(format!(
             "c2c-bench-scaleout-{}-{}",
@@ -636,12 +682,15 @@ impl Deployment {
         }
     }
 
-    async fn start_migration(&self, coordinator: &str) {
+    async fn start_migration(&self, coordinator: &str, verification: bool) {
         let (status, body) = self
             .rest(coordinator)
             .post(
                 "/api/v1/start",
-                &json!({"source": "cluster0", "destination": "cluster1"}),
+                &json!({
+                    "source": "cluster0", "destination": "cluster1",
+                    "verification": {"enabled": verification},
+                }),
             )
             .await
             .expect("POST /api/v1/start");
@@ -650,6 +699,9 @@ impl Deployment {
 
     fn cpu_snapshot(&self) -> CpuSnapshot {
         let mut snapshot = CpuSnapshot::new();
+        let (busy, stolen) = machine_cpu_seconds();
+        snapshot.insert(MACHINE_BUSY.into(), busy);
+        snapshot.insert(MACHINE_STOLEN.into(), stolen);
         snapshot.insert("bench (testbeds, load)".into(), cpu_seconds("self"));
         if let Some(pid) = self.etcd.pid() {
             snapshot.insert("etcd".into(), cpu_seconds(&pid.to_string()));
@@ -723,6 +775,9 @@ struct ScalingRow {
     copied_seconds: f64,
     steady_seconds: f64,
     copy_cores: BTreeMap<String, f64>,
+    /// Between the first and the last bytes copied: whether the workers' part is
+    /// bound by the machine.
+    copying_cores: BTreeMap<String, f64>,
     shares: Vec<Value>,
     cea: CeaResult,
 }
@@ -772,9 +827,11 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
 
     let cpu_before = d.cpu_snapshot();
     let started = Instant::now();
-    d.start_migration(&leader).await;
+    d.start_migration(&leader, settings.verification).await;
     let mut copied_at: Option<f64> = None;
     let mut first_bytes_at: Option<f64> = None;
+    let mut cpu_first_bytes: Option<CpuSnapshot> = None;
+    let mut cpu_copied: Option<CpuSnapshot> = None;
     // The most partitions each worker held at once (a finished share drops to 0).
     let mut most_partitions: BTreeMap<String, u64> = BTreeMap::new();
     let steady_progress = loop {
@@ -793,11 +850,13 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
         }
         if first_bytes_at.is_none() && copied > 0 {
             first_bytes_at = Some(started.elapsed().as_secs_f64());
+            cpu_first_bytes = Some(d.cpu_snapshot());
         }
         if copied_at.is_none()
             && ((total > 1 && copied >= total) || !progress["ceaStage"].is_null())
         {
             copied_at = Some(started.elapsed().as_secs_f64());
+            cpu_copied = Some(d.cpu_snapshot());
         }
         if copied_at.is_some()
             && (progress["ceaStage"] == "steady state" || progress["canCommit"] == true)
@@ -814,6 +873,10 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
     let copy_cores = cores_used(&cpu_before, &d.cpu_snapshot(), steady_seconds);
     let copied_seconds = copied_at.unwrap_or(steady_seconds);
     let first_bytes = first_bytes_at.unwrap_or(copied_seconds);
+    let copying_cores = match (&cpu_first_bytes, &cpu_copied) {
+        (Some(first), Some(copied)) => cores_used(first, copied, copied_seconds - first_bytes),
+        _ => BTreeMap::new(),
+    };
     let bytes = as_u64(&steady_progress["collectionCopy"]["estimatedCopiedBytes"]);
     let shares: Vec<Value> = steady_progress["workers"]
         .as_array()
@@ -840,6 +903,7 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
         bytes as f64 / (1024.0 * 1024.0) / steady_seconds
     );
     println!("  {}", cores_line(&copy_cores));
+    println!("  first → all bytes copied, {}", cores_line(&copying_cores));
     for share in &shares {
         println!(
             "  {}: {} partitions at most, {:.1} MiB, change-stream shards {}",
@@ -870,6 +934,7 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
         copied_seconds,
         steady_seconds,
         copy_cores,
+        copying_cores,
         shares,
         cea,
     }
@@ -1034,7 +1099,7 @@ async fn failover_run(settings: &Settings) -> Vec<Failover> {
     d.load(FAILOVER_DOCS).await;
     d.set_latency(settings.latency_ms).await;
     let leader = d.start_processes(2, 2).await;
-    d.start_migration(&leader).await;
+    d.start_migration(&leader, settings.verification).await;
     d.wait_for(
         &leader,
         |p| p["canCommit"] == true,
@@ -1109,7 +1174,7 @@ async fn worker_loss_run(settings: &Settings) -> WorkerLoss {
     d.load(settings.loss_documents).await;
     d.set_latency(settings.loss_latency_ms).await;
     let leader = d.start_processes(1, LOSS_WORKERS).await;
-    d.start_migration(&leader).await;
+    d.start_migration(&leader, settings.verification).await;
     // Kill once the copy is under way and the victim still has partitions to copy.
     let before = d
         .wait_for(
@@ -1230,8 +1295,31 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// The runtimes the source and the destination testbed run on, apart from each other
+/// and from the benchmark's own tasks, as two clusters on their own hosts would: a
+/// testbed command blocked on its store's lock then holds up one of its own threads,
+/// not the other cluster's or the load generator's.
+static TESTBED_HOSTS: std::sync::OnceLock<[tokio::runtime::Handle; 2]> = std::sync::OnceLock::new();
+
+fn testbed_runtime(name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("building a testbed's Tokio runtime")
+}
+
 fn main() {
     let settings = Settings::from_env();
+    let source_host = testbed_runtime("source-testbed");
+    let destination_host = testbed_runtime("destination-testbed");
+    TESTBED_HOSTS
+        .set([
+            source_host.handle().clone(),
+            destination_host.handle().clone(),
+        ])
+        .expect("set once");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -1262,11 +1350,12 @@ async fn run(settings: Settings) -> Value {
         load_average()
     );
     println!(
-        "settings: {} documents of 1 KiB over 8 collections in 4 databases, {} ms latency per operation on both clusters, {} KiB partitions, {} s of CEA writes ({WRITER_TASKS} writers, {UPDATES_PER_COMMAND} $inc per command)",
+        "settings: {} documents of 1 KiB over 8 collections in 4 databases, {} ms latency per operation on both clusters, {} KiB partitions, {} s of CEA writes ({WRITER_TASKS} writers, {UPDATES_PER_COMMAND} $inc per command), verification {}",
         settings.documents,
         settings.latency_ms,
         settings.partition_bytes / 1024,
-        settings.cea_seconds
+        settings.cea_seconds,
+        if settings.verification { "on" } else { "off" }
     );
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -1296,9 +1385,22 @@ async fn run(settings: Settings) -> Value {
         )
     });
     println!(
-        "{:<8} {:>10} {:>8} {:>9} {:>9} {:>12} {:>9} {:>8}",
-        "workers", "copy doc/s", "MiB/s", "copy ×", "CEA ev/s", "written/s", "CEA ×", "target ×"
+        "{:<8} {:>10} {:>8} {:>9} {:>9} {:>12} {:>9} {:>8} {:>11} {:>10}",
+        "workers",
+        "copy doc/s",
+        "MiB/s",
+        "copy ×",
+        "CEA ev/s",
+        "written/s",
+        "CEA ×",
+        "target ×",
+        "busy copy",
+        "busy CEA"
     );
+    // How much of the machine was busy: at 100 % more workers cannot go faster here.
+    let busy = |used: &BTreeMap<String, f64>| {
+        used.get(MACHINE_BUSY).copied().unwrap_or_default() / cores() as f64 * 100.0
+    };
     let mut scaling_json = Vec::new();
     let mut scaling_met = true;
     for row in &rows {
@@ -1310,7 +1412,7 @@ async fn run(settings: Settings) -> Value {
             scaling_met &= copy_factor >= target && cea_factor >= target;
         }
         println!(
-            "{:<8} {:>10.0} {:>8.1} {:>9.2} {:>9.0} {:>12.0} {:>9.2} {:>8.2}",
+            "{:<8} {:>10.0} {:>8.1} {:>9.2} {:>9.0} {:>12.0} {:>9.2} {:>8.2} {:>10.0}% {:>9.0}%",
             row.workers,
             row.copy_docs_per_second(),
             row.copy_mib_per_second(),
@@ -1318,7 +1420,9 @@ async fn run(settings: Settings) -> Value {
             row.cea.events_per_second(),
             row.cea.written_per_second(),
             cea_factor,
-            target
+            target,
+            busy(&row.copying_cores),
+            busy(&row.cea.cores)
         );
         scaling_json.push(json!({
             "workers": row.workers,
@@ -1332,6 +1436,7 @@ async fn run(settings: Settings) -> Value {
                 "mib_per_second": row.copy_mib_per_second(),
                 "scaling_vs_first": copy_factor,
                 "cores_used": row.copy_cores,
+                "cores_used_first_to_all_bytes_copied": row.copying_cores,
                 "workers": row.shares,
             },
             "cea": {
@@ -1406,6 +1511,7 @@ async fn run(settings: Settings) -> Value {
             "loss_latency_ms": settings.loss_latency_ms,
             "loss_partition_bytes": settings.loss_partition_bytes,
             "loss_workers": LOSS_WORKERS,
+            "verification": settings.verification,
         },
         "scaling": scaling_json,
         "failover": {
