@@ -23,8 +23,9 @@
 //!    itself with its own id as `coordinatorID`. The killed one restarts as a follower;
 //!    repeated.
 //! 3. **Worker loss**: 3 workers during a copy; `kill -9` of one → it is gone from
-//!    `/progress` `workers` (its 3 s lease expired), a survivor's `partitionsAssigned` (its
-//!    unfinished partitions, which otherwise only shrinks) grew between two polls, and the
+//!    `/progress` `workers` (its 3 s lease expired), a survivor's unfinished partitions
+//!    (`partitionsAssigned` − `partitionsDone`, which otherwise only shrinks) grew between
+//!    two polls, and the
 //!    total copied bytes passed their value at the moment it disappeared. The copy then
 //!    completes on the survivors and every document is checked on the destination.
 //!
@@ -367,6 +368,11 @@ async fn client(uri: &str, pool: u32) -> Client {
     let mut options = ClientOptions::parse(uri).await.expect("parsing a URI");
     options.max_pool_size = Some(pool);
     Client::with_options(options).expect("creating a driver client")
+}
+
+/// A worker's partitions still to copy in the current plan.
+fn unfinished(worker: &Value) -> u64 {
+    as_u64(&worker["partitionsAssigned"]).saturating_sub(as_u64(&worker["partitionsDone"]))
 }
 
 fn as_u64(value: &Value) -> u64 {
@@ -1197,7 +1203,7 @@ async fn worker_loss_run(settings: &Settings) -> WorkerLoss {
     let copied_before = as_u64(&before["collectionCopy"]["estimatedCopiedBytes"]);
     let assigned_before: BTreeMap<String, u64> = workers_of(&before)
         .into_iter()
-        .map(|(id, w)| (id, as_u64(&w["partitionsAssigned"])))
+        .map(|(id, w)| (id, unfinished(&w)))
         .collect();
     let killed = Instant::now();
     let victim = d
@@ -1220,20 +1226,19 @@ async fn worker_loss_run(settings: &Settings) -> WorkerLoss {
             if gone.is_none() && !workers.contains_key(LOSS_VICTIM) {
                 gone = Some((now, copied));
             }
-            // A worker's `partitionsAssigned` counts its unfinished partitions, so it only
-            // shrinks — unless the plan hands it a lost worker's partitions.
+            // A worker's unfinished partitions only shrink — unless the plan hands it a
+            // lost worker's partitions.
             if reassigned.is_none()
                 && workers.iter().any(|(id, w)| {
                     id != LOSS_VICTIM
-                        && as_u64(&w["partitionsAssigned"])
-                            > previous.get(id).copied().unwrap_or(u64::MAX)
+                        && unfinished(w) > previous.get(id).copied().unwrap_or(u64::MAX)
                 })
             {
                 reassigned = Some(now);
             }
             previous = workers
                 .iter()
-                .map(|(id, w)| (id.clone(), as_u64(&w["partitionsAssigned"])))
+                .map(|(id, w)| (id.clone(), unfinished(w)))
                 .collect();
             if let (Some((_, copied_at_gone)), Some(_)) = (gone, reassigned) {
                 if copied > copied_at_gone {

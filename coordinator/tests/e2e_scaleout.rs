@@ -50,12 +50,28 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     let owners: BTreeSet<&String> = plan.shard_owners.values().collect();
     assert_eq!(owners.len(), 3, "one stream shard per worker: {plan:?}");
 
+    // A finished partition is no new plan (each one used to rewrite it): the epoch
+    // holds until a worker is lost.
+    let finished = tokio::time::timeout(CONVERGE, async {
+        loop {
+            let done = scale.plane().partitions_done();
+            if done > 0 {
+                return done;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a partition finishes");
+    let unchanged = scale.plane().plan().expect("plan");
+    assert_eq!(unchanged, plan, "after {finished} finished partitions");
+
     // Lose a worker during the copy: its partitions and its stream shard move.
     scale.lose_worker("w2").await;
     write_round(&harness.source.client, 2).await;
     let moved = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            // Finished partitions also change the plan: wait for the one without w2.
+            // The plan moves w2's share once the pool notices the loss.
             let plan = scale.plane().plan().expect("plan");
             if plan.workers().iter().all(|w| w != "w2") {
                 return plan;

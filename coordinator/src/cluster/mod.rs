@@ -4,6 +4,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | `plan` | which worker copies which partition and owns which stream shard (pure) |
+//! | `plan_encoding` | the plan's stored form: partitions as index runs per worker |
 //! | `store` | where the plan persists (etcd fenced on the leader key; memory in tests) |
 //! | `workers` | a client and the newest streamed report per live worker |
 //! | `fanout` | one call per worker with its own deadline; outcomes kept per worker |
@@ -15,6 +16,7 @@
 
 pub mod fanout;
 pub mod plan;
+mod plan_encoding;
 pub mod plane;
 pub mod store;
 pub mod timing;

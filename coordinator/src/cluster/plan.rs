@@ -4,17 +4,29 @@
 //! - Stream shards split the databases: `shard_count` is fixed at the first plan (the
 //!   live workers then), because the database → shard hash and the shards'
 //!   checkpoints depend on it. Databases go to shards largest first onto the lightest.
-//! - Partitions go to workers by estimated bytes, largest first onto the lightest, so a
-//!   large collection's copy is spread over several workers.
+//! - Partitions go to workers in id order (namespace, then `_id` range), each worker
+//!   taking a contiguous run until it holds its fair share of the bytes, so a large
+//!   collection's copy is spread over several workers, and the plan is a few runs per
+//!   worker however many partitions there are (see `plan_encoding`).
 //! - [`Plan::reconcile`] keeps what live workers hold (running work is not moved) and
 //!   gives the units of workers that are gone to the lightest survivors; it returns
 //!   whether anything changed (then the epoch increases).
+//! - A finished partition stays in the plan until the plan changes for another reason
+//!   (a worker lost or a new partition). Every change is persisted in etcd and sent to
+//!   every worker, and a copy finishes partitions all the time: pruning each at once
+//!   rewrote the whole plan about twice a second, which fills etcd's history on a long
+//!   copy, and made a worker's `partitionsDone` of `partitionsAssigned` meaningless.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+/// Stored in etcd in the compact form of [`super::plan_encoding`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "super::plan_encoding::PlanRecord",
+    into = "super::plan_encoding::PlanRecord"
+)]
 pub struct Plan {
     pub epoch: u64,
     pub shard_count: u32,
@@ -78,8 +90,13 @@ impl Plan {
         load
     }
 
-    /// Gives every unfinished partition without a live worker to the lightest one.
+    /// Gives every unfinished partition without a live worker to a live one: in id
+    /// order, the lightest worker takes partitions until it holds its fair share of
+    /// all unfinished bytes, then the next lightest.
     fn spread_partitions(&mut self, workers: &[String], partitions: &[PartitionLoad]) {
+        if workers.is_empty() {
+            return;
+        }
         let sizes: BTreeMap<&str, u64> = partitions
             .iter()
             .map(|p| (p.id.as_str(), p.bytes))
@@ -91,22 +108,31 @@ impl Plan {
             .filter(|p| !p.done)
             .filter(|p| self.partitions.get(&p.id).is_none_or(|w| !live.contains(w)))
             .collect();
-        orphans.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.id.cmp(&b.id)));
-        for partition in orphans {
-            let Some(lightest) = load
-                .iter()
+        orphans.sort_by(|a, b| a.id.cmp(&b.id));
+        let total: u64 = load.values().sum::<u64>() + orphans.iter().map(|p| p.bytes).sum::<u64>();
+        let fair_share = total.div_ceil(workers.len() as u64);
+        let lightest = |load: &BTreeMap<String, u64>| {
+            load.iter()
                 .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
                 .map(|(worker, _)| worker.clone())
-            else {
+        };
+        let mut taking: Option<String> = None;
+        for partition in orphans {
+            let full = taking.as_ref().is_none_or(|w| load[w] >= fair_share);
+            if full {
+                taking = lightest(&load);
+            }
+            let Some(worker) = taking.clone() else {
                 return;
             };
-            *load.entry(lightest.clone()).or_default() += partition.bytes;
-            self.partitions.insert(partition.id.clone(), lightest);
+            *load.entry(worker.clone()).or_default() += partition.bytes;
+            self.partitions.insert(partition.id.clone(), worker);
         }
     }
 
-    /// Moves the units of workers not in `workers` to live ones and forgets finished
-    /// partitions. True when the plan changed (its epoch is then increased).
+    /// Moves the units of workers not in `workers` to live ones and, when that or a new
+    /// partition changes the plan, forgets finished partitions. True when the plan
+    /// changed (its epoch is then increased).
     pub fn reconcile(&mut self, workers: &[String], partitions: &[PartitionLoad]) -> bool {
         if workers.is_empty() {
             return false;
@@ -118,6 +144,7 @@ impl Plan {
             .map(|p| p.id.as_str())
             .collect();
         self.partitions.retain(|id, _| !done.contains(id.as_str()));
+        let pruned_only = self.clone();
         self.spread_partitions(workers, partitions);
         let live: BTreeSet<&String> = workers.iter().collect();
         for shard in 0..self.shard_count {
@@ -141,6 +168,11 @@ impl Plan {
             if let Some(worker) = lightest {
                 self.shard_owners.insert(shard, worker);
             }
+        }
+        if *self == pruned_only {
+            // Only finished partitions would leave: not worth a new plan.
+            *self = before;
+            return false;
         }
         let changed = *self != before;
         if changed {
@@ -250,11 +282,30 @@ mod tests {
     }
 
     #[test]
-    fn finished_partitions_leave_the_plan_and_no_workers_changes_nothing() {
-        let parts = vec![partition("p#0", 1, false)];
-        let mut plan = Plan::first(&workers(&["w1"]), &BTreeMap::new(), &parts);
+    fn finished_partitions_stay_until_the_plan_changes_and_no_workers_changes_nothing() {
+        let parts = vec![partition("p#0", 1, false), partition("p#1", 1, false)];
+        let mut plan = Plan::first(&workers(&["w1", "w2"]), &BTreeMap::new(), &parts);
         assert!(!plan.reconcile(&[], &parts));
-        assert!(plan.reconcile(&workers(&["w1"]), &[partition("p#0", 1, true)]));
-        assert!(plan.partitions.is_empty());
+        let first = plan.clone();
+        let w1_part = plan.partitions_of("w1").into_iter().next().unwrap();
+        let w2_part = plan.partitions_of("w2").into_iter().next().unwrap();
+        let finished = [partition(&w1_part, 1, true), partition(&w2_part, 1, false)];
+        assert!(
+            !plan.reconcile(&workers(&["w1", "w2"]), &finished),
+            "a finished partition alone is no new plan"
+        );
+        assert_eq!(plan, first);
+        // w2 is lost: its partition moves to w1, and w1's finished one leaves the plan.
+        assert!(plan.reconcile(&workers(&["w1"]), &finished));
+        assert_eq!(plan.epoch, 2);
+        assert_eq!(plan.partitions_of("w1"), BTreeSet::from([w2_part.clone()]));
+        // A partition that appears later (a collection created during the copy) is a change.
+        let mut grown = finished.to_vec();
+        grown.push(partition("q#0", 1, false));
+        assert!(plan.reconcile(&workers(&["w1"]), &grown));
+        assert_eq!(
+            plan.partitions_of("w1"),
+            BTreeSet::from([w2_part, "q#0".into()])
+        );
     }
 }

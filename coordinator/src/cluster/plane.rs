@@ -89,6 +89,15 @@ impl ClusterPlane {
         self.plan.lock().clone()
     }
 
+    /// Partitions of their current assignments the workers last reported finished.
+    pub fn partitions_done(&self) -> u32 {
+        self.pool
+            .reports()
+            .values()
+            .map(|seen| seen.report.partitions_done)
+            .sum()
+    }
+
     /// Every worker registered in etcd.
     fn registered(&self) -> Vec<LiveWorker> {
         let mut live = self.members.borrow().clone();
