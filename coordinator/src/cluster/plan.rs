@@ -143,10 +143,15 @@ impl Plan {
             .filter(|p| p.done)
             .map(|p| p.id.as_str())
             .collect();
+        let live: BTreeSet<&String> = workers.iter().collect();
+        // A lost worker that had finished all its partitions still leaves the plan.
+        let lost_held_finished = self
+            .partitions
+            .iter()
+            .any(|(id, worker)| done.contains(id.as_str()) && !live.contains(worker));
         self.partitions.retain(|id, _| !done.contains(id.as_str()));
         let pruned_only = self.clone();
         self.spread_partitions(workers, partitions);
-        let live: BTreeSet<&String> = workers.iter().collect();
         for shard in 0..self.shard_count {
             let owner_live = self
                 .shard_owners
@@ -169,7 +174,7 @@ impl Plan {
                 self.shard_owners.insert(shard, worker);
             }
         }
-        if *self == pruned_only {
+        if *self == pruned_only && !lost_held_finished {
             // Only finished partitions would leave: not worth a new plan.
             *self = before;
             return false;
@@ -179,6 +184,16 @@ impl Plan {
             self.epoch = before.epoch + 1;
         }
         changed
+    }
+
+    /// Whether a partition or a stream shard is held by a worker not in `workers`: only
+    /// then can [`Plan::reconcile`] change a plan whose partitions are all planned.
+    pub fn has_units_outside(&self, workers: &[String]) -> bool {
+        let live: BTreeSet<&String> = workers.iter().collect();
+        self.partitions
+            .values()
+            .chain(self.shard_owners.values())
+            .any(|worker| !live.contains(worker))
     }
 
     /// Stream shards `worker` owns.
@@ -299,7 +314,9 @@ mod tests {
         assert!(plan.reconcile(&workers(&["w1"]), &finished));
         assert_eq!(plan.epoch, 2);
         assert_eq!(plan.partitions_of("w1"), BTreeSet::from([w2_part.clone()]));
-        // A partition that appears later (a collection created during the copy) is a change.
+        assert!(!plan.has_units_outside(&workers(&["w1"])));
+        assert!(plan.has_units_outside(&workers(&["w2"])));
+        // A partition the plan does not know yet is a change.
         let mut grown = finished.to_vec();
         grown.push(partition("q#0", 1, false));
         assert!(plan.reconcile(&workers(&["w1"]), &grown));
@@ -307,5 +324,21 @@ mod tests {
             plan.partitions_of("w1"),
             BTreeSet::from([w2_part, "q#0".into()])
         );
+    }
+
+    #[test]
+    fn a_lost_worker_with_only_finished_partitions_leaves_the_plan() {
+        let databases = BTreeMap::from([("x".to_string(), 10)]);
+        let parts = vec![partition("x#0", 10, false), partition("x#1", 10, false)];
+        // w2 joined after the first plan (which fixed one shard, w1's) and took x#1.
+        let mut plan = Plan::first(&workers(&["w1"]), &databases, &parts);
+        plan.partitions.insert("x#1".into(), "w2".into());
+        let finished: Vec<_> = parts
+            .iter()
+            .map(|p| partition(&p.id, p.bytes, true))
+            .collect();
+        assert!(plan.reconcile(&workers(&["w1"]), &finished));
+        assert!(!plan.workers().contains("w2"), "{plan:?}");
+        assert!(!plan.has_units_outside(&workers(&["w1"])));
     }
 }

@@ -136,16 +136,6 @@ impl ClusterPlane {
     async fn reconcile(&self, copy: bool) -> Result<Option<Plan>> {
         let registered = self.registered();
         self.pool.track(&registered);
-        let records = self.metadata.load_partitions().await?;
-        let partitions: Vec<PartitionLoad> = records
-            .iter()
-            .map(|p| PartitionLoad {
-                id: p.id.clone(),
-                bytes: p.bytes.max(1),
-                // Nothing is copied in the reverse direction.
-                done: p.done || !copy,
-            })
-            .collect();
         let cached = self.plan.lock().clone();
         let mut plan = match cached {
             Some(plan) => plan,
@@ -166,6 +156,25 @@ impl ClusterPlane {
             return Ok(None);
         }
         let ids: Vec<String> = live.iter().map(|w| w.id.clone()).collect();
+        // Partitions are planned once, before the first plan: with every unit on a live
+        // worker nothing can change, and reading every partition record twice a second
+        // is what a copy of many partitions cannot afford.
+        if plan.shard_count != 0 && !plan.has_units_outside(&ids) {
+            *self.plan.lock() = Some(plan.clone());
+            return Ok(Some(plan));
+        }
+        let partitions: Vec<PartitionLoad> = self
+            .metadata
+            .load_partitions()
+            .await?
+            .iter()
+            .map(|p| PartitionLoad {
+                id: p.id.clone(),
+                bytes: p.bytes.max(1),
+                // Nothing is copied in the reverse direction.
+                done: p.done || !copy,
+            })
+            .collect();
         let changed = if plan.shard_count == 0 {
             if ids.is_empty() {
                 return Ok(None);

@@ -228,6 +228,15 @@ pub struct Metadata {
 /// Partition records per `update` command when planning saves them.
 const SAVE_PARTITIONS_BATCH: usize = 1000;
 
+/// Sums over every partition record ([`Metadata::partition_totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionTotals {
+    pub partitions: u64,
+    pub unfinished: u64,
+    pub bytes: u64,
+    pub documents: u64,
+}
+
 /// The checkpoint key of the one stream of a single-process migration.
 const CEA_KEY: &str = "cea";
 
@@ -442,6 +451,44 @@ impl Metadata {
             .await
             .map_err(EngineError::destination)?;
         Ok(())
+    }
+
+    /// What every partition's checkpoint adds up to, summed on the destination: one
+    /// small reply however many partitions there are, where loading the records to add
+    /// them up read all of them on every poll of a copy.
+    pub async fn partition_totals(&self) -> Result<PartitionTotals> {
+        let pipeline = vec![doc! {"$group": {
+            "_id": "$done",
+            "bytes": {"$sum": "$bytes"},
+            "documents": {"$sum": "$documents"},
+            "count": {"$sum": 1},
+        }}];
+        let groups: Vec<Document> = retry("sum partitions", || async {
+            self.partitions
+                .aggregate(pipeline.clone())
+                .await?
+                .try_collect()
+                .await
+        })
+        .await
+        .map_err(EngineError::destination)?;
+        let mut totals = PartitionTotals::default();
+        for group in &groups {
+            let number = |field: &str| match group.get(field) {
+                Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+                Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+                Some(Bson::Double(n)) if *n > 0.0 => *n as u64,
+                _ => 0,
+            };
+            totals.bytes += number("bytes");
+            totals.documents += number("documents");
+            totals.partitions += number("count");
+            // A record is finished only when it says so.
+            if group.get("_id") != Some(&Bson::Boolean(true)) {
+                totals.unfinished += number("count");
+            }
+        }
+        Ok(totals)
     }
 
     pub async fn load_partitions(&self) -> Result<Vec<PartitionRecord>> {

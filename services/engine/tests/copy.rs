@@ -12,7 +12,9 @@ use c2c_engine::copy::{copy_partition, CopyStats};
 use c2c_engine::discovery::{check_destination, discover, SourceNamespace};
 use c2c_engine::filter::{FilterSpec, NamespaceFilter};
 use c2c_engine::indexes::{build_indexes, create_namespace, destination_index_specs};
-use c2c_engine::metadata::{Metadata, NamespaceKind, NamespaceRecord, PartitionRecord};
+use c2c_engine::metadata::{
+    Metadata, NamespaceKind, NamespaceRecord, PartitionRecord, PartitionTotals,
+};
 use c2c_engine::options::BuildIndexes;
 use c2c_engine::partition::plan;
 use c2c_engine::progress::Progress;
@@ -173,6 +175,16 @@ async fn mixed_id_types_are_copied_exactly_once_across_many_partitions() {
     }
 
     let metadata = Metadata::new(&destination);
+    let before = metadata.partition_totals().await.expect("sum partitions");
+    assert_eq!(
+        before,
+        PartitionTotals {
+            partitions: partitions.len() as u64,
+            unfinished: partitions.len() as u64,
+            bytes: 0,
+            documents: 0,
+        }
+    );
     let progress = Progress::default();
     let cancel = CancellationToken::new();
     let copies = partitions
@@ -195,6 +207,17 @@ async fn mixed_id_types_are_copied_exactly_once_across_many_partitions() {
     let saved = metadata.load_partitions().await.expect("load partitions");
     assert!(saved.iter().all(|p| p.done));
     assert_eq!(saved.iter().map(|p| p.documents).sum::<u64>(), total);
+    let after = metadata.partition_totals().await.expect("sum partitions");
+    assert_eq!(
+        after,
+        PartitionTotals {
+            partitions: partitions.len() as u64,
+            unfinished: 0,
+            bytes: saved.iter().map(|p| p.bytes).sum(),
+            documents: total,
+        }
+    );
+    assert!(after.bytes > 0);
 
     // A finished partition is not copied again.
     let again = copy_partition(

@@ -142,14 +142,14 @@ impl Migration {
     /// Copied bytes and documents from the partitions' checkpoints (they survive any
     /// worker or leader); whether all are done.
     async fn update_copied(&self) -> Result<bool> {
-        let partitions = self.metadata.load_partitions().await?;
-        let bytes: u64 = partitions.iter().map(|p| p.bytes).sum();
-        let documents: u64 = partitions.iter().map(|p| p.documents).sum();
-        self.progress.copied_bytes.store(bytes, Ordering::Relaxed);
+        let totals = self.metadata.partition_totals().await?;
+        self.progress
+            .copied_bytes
+            .store(totals.bytes, Ordering::Relaxed);
         self.progress
             .copied_documents
-            .store(documents, Ordering::Relaxed);
-        Ok(partitions.iter().all(|p| p.done))
+            .store(totals.documents, Ordering::Relaxed);
+        Ok(totals.unfinished == 0)
     }
 
     /// The persisted partitions and namespaces, for planning the workers' shares.
