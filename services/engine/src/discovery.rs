@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use bson::{doc, Bson, Document};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::options::ReadConcern;
 use mongodb::Client;
 
@@ -32,6 +32,17 @@ pub struct SourceNamespace {
     pub estimated_documents: u64,
 }
 
+/// Source calls per collection in flight at once while discovering: each collection
+/// costs a few round trips, and one after another made discovery of thousands of
+/// collections on a remote cluster take minutes.
+pub const DISCOVERY_CONCURRENCY: usize = 8;
+
+/// What discovery learned of one listed collection.
+enum Listed {
+    Found(SourceNamespace),
+    Refused(String),
+}
+
 /// Every namespace the filter selects, or `Unsupported` naming every one c2c cannot sync.
 pub async fn discover(source: &Client, filter: &NamespaceFilter) -> Result<Vec<SourceNamespace>> {
     let databases = retry("list source databases", || source.list_database_names())
@@ -39,6 +50,7 @@ pub async fn discover(source: &Client, filter: &NamespaceFilter) -> Result<Vec<S
         .map_err(EngineError::source)?;
     let mut found = Vec::new();
     let mut refused = Vec::new();
+    let mut collections = Vec::new();
     for db in databases.iter().filter(|db| !is_excluded_database(db)) {
         for entry in list_collections(source, db)
             .await
@@ -61,34 +73,22 @@ pub async fn discover(source: &Client, filter: &NamespaceFilter) -> Result<Vec<S
                 refused.push(format!("{ns} ({reason})"));
                 continue;
             }
-            let indexes = list_indexes(source, &ns)
-                .await
-                .map_err(EngineError::source)?;
-            if let Some(reason) = unsupported_indexes(&options, &indexes) {
-                refused.push(format!("{ns} ({reason})"));
-                continue;
-            }
-            let uuid = match entry
-                .get_document("info")
-                .ok()
-                .and_then(|info| info.get("uuid"))
-            {
-                Some(Bson::Binary(binary)) => binary.to_uuid().ok(),
-                _ => None,
-            };
-            let (estimated_bytes, estimated_documents) = estimate_size(source, &ns).await?;
-            found.push(SourceNamespace {
-                ns,
-                kind: NamespaceKind::Collection,
-                options,
-                indexes,
-                uuid,
-                estimated_bytes,
-                estimated_documents,
-            });
+            collections.push((ns, options, entry));
+        }
+    }
+    let listed: Vec<Listed> = futures::stream::iter(collections)
+        .map(|(ns, options, entry)| describe_collection(source, ns, options, entry))
+        .buffered(DISCOVERY_CONCURRENCY)
+        .try_collect()
+        .await?;
+    for item in listed {
+        match item {
+            Listed::Found(namespace) => found.push(namespace),
+            Listed::Refused(reason) => refused.push(reason),
         }
     }
     if !refused.is_empty() {
+        refused.sort();
         return Err(EngineError::Unsupported(format!(
             "c2c cannot sync these source namespaces: {}",
             refused.join("; ")
@@ -96,6 +96,39 @@ pub async fn discover(source: &Client, filter: &NamespaceFilter) -> Result<Vec<S
     }
     found.sort_by(|a, b| a.ns.cmp(&b.ns));
     Ok(found)
+}
+
+/// A collection's indexes and size, or why c2c cannot sync it.
+async fn describe_collection(
+    source: &Client,
+    ns: Namespace,
+    options: Document,
+    entry: Document,
+) -> Result<Listed> {
+    let indexes = list_indexes(source, &ns)
+        .await
+        .map_err(EngineError::source)?;
+    if let Some(reason) = unsupported_indexes(&options, &indexes) {
+        return Ok(Listed::Refused(format!("{ns} ({reason})")));
+    }
+    let uuid = match entry
+        .get_document("info")
+        .ok()
+        .and_then(|info| info.get("uuid"))
+    {
+        Some(Bson::Binary(binary)) => binary.to_uuid().ok(),
+        _ => None,
+    };
+    let (estimated_bytes, estimated_documents) = estimate_size(source, &ns).await?;
+    Ok(Listed::Found(SourceNamespace {
+        ns,
+        kind: NamespaceKind::Collection,
+        options,
+        indexes,
+        uuid,
+        estimated_bytes,
+        estimated_documents,
+    }))
 }
 
 /// Refuses to start when any discovered namespace already exists on the destination.

@@ -3,6 +3,7 @@
 
 // The parent module's imports and items (clusters, config, timings, engine types).
 use super::*;
+use futures::TryStreamExt;
 
 /// A restart must bring exactly the same request against the same clusters.
 pub(super) fn check_same_migration(
@@ -63,6 +64,11 @@ pub(super) async fn take_t0(source: &Client) -> Result<Timestamp> {
     })
 }
 
+/// Namespaces set up (and collections partitioned) at once: each costs several round
+/// trips to both clusters, and one after another made planning of thousands of
+/// collections against remote clusters take minutes before the first byte was copied.
+const SETUP_CONCURRENCY: usize = 8;
+
 /// Creates the destination's collections, views and (before-copy) indexes, records
 /// the namespaces, and plans the partitions. Idempotent: a restart in the Planning phase
 /// runs it again.
@@ -73,33 +79,68 @@ pub(super) async fn set_up_destination(
     config: &EngineConfig,
     namespaces: &[SourceNamespace],
 ) -> Result<()> {
-    let mut records: Vec<NamespaceRecord> = namespaces
+    let records: Vec<NamespaceRecord> = namespaces
         .iter()
         .map(|n| namespace_record(n, options))
         .collect();
-    // Collections before views: a view may be defined on a collection.
-    records.sort_by_key(|record| record.kind == NamespaceKind::View);
-    for record in &records {
-        metadata.save_namespace(record).await?;
-        indexes::create_namespace(&clusters.destination, record).await?;
-        if record.kind == NamespaceKind::Collection && !options.build_indexes.after_copy() {
-            indexes::build_indexes(&clusters.destination, record).await?;
-        }
+    // Collections first, several at once; then views, which may be defined on them (or
+    // on each other, so one at a time in the source's order).
+    let (views, collections): (Vec<_>, Vec<_>) = records
+        .iter()
+        .partition(|record| record.kind == NamespaceKind::View);
+    let setting_up: Vec<_> = collections
+        .into_iter()
+        .map(|record| set_up_namespace(clusters, metadata, options, record))
+        .collect();
+    stream::iter(setting_up)
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    for view in views {
+        set_up_namespace(clusters, metadata, options, view).await?;
     }
     metadata.clear_partitions().await?;
-    for namespace in namespaces
+    let planning: Vec<_> = namespaces
         .iter()
         .filter(|n| n.kind == NamespaceKind::Collection)
-    {
-        let partitions =
-            partition::plan(&clusters.source, namespace, config.partition_target_bytes).await?;
-        metadata.save_partitions(&partitions).await?;
-    }
+        .map(|namespace| plan_partitions(clusters, metadata, config, namespace))
+        .collect();
+    stream::iter(planning)
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
     tracing::info!(
         namespaces = records.len(),
         "destination set up and partitions planned"
     );
     Ok(())
+}
+
+/// Records one namespace and creates it (with its before-copy indexes) on the destination.
+async fn set_up_namespace(
+    clusters: &Clusters,
+    metadata: &Metadata,
+    options: &SyncOptions,
+    record: &NamespaceRecord,
+) -> Result<()> {
+    metadata.save_namespace(record).await?;
+    indexes::create_namespace(&clusters.destination, record).await?;
+    if record.kind == NamespaceKind::Collection && !options.build_indexes.after_copy() {
+        indexes::build_indexes(&clusters.destination, record).await?;
+    }
+    Ok(())
+}
+
+/// Splits one collection into `_id` partitions and records them.
+async fn plan_partitions(
+    clusters: &Clusters,
+    metadata: &Metadata,
+    config: &EngineConfig,
+    namespace: &SourceNamespace,
+) -> Result<()> {
+    let partitions =
+        partition::plan(&clusters.source, namespace, config.partition_target_bytes).await?;
+    metadata.save_partitions(&partitions).await
 }
 
 pub(crate) struct StartedReader {
