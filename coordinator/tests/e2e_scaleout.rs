@@ -24,7 +24,8 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     let (status, body) = harness
         .post(
             "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
+            json!({"source": "cluster0", "destination": "cluster1", "reversible": true,
+                   "enableUserWriteBlocking": "sourceAndDestination"}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -137,6 +138,33 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
         let report = worker.service.report().await;
         assert!(report.lease_held, "{report:?}");
     }
+
+    // A reverse copies nothing: the partitions finished since w2 was lost leave the plan,
+    // so no worker is shown holding them.
+    let (status, body) = harness.post("/api/v1/reverse", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    harness
+        .wait_for(
+            |p| {
+                p["state"] == "RUNNING"
+                    && p["directionMapping"]["Source"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("cluster1"))
+            },
+            CONVERGE,
+        )
+        .await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !scale
+            .plane()
+            .plan()
+            .is_some_and(|plan| plan.partitions.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("partitions stay in the plan: {:?}", scale.plane().plan()));
     harness.stop().await;
 }
 

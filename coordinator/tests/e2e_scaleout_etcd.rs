@@ -292,8 +292,15 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    d.wait_for(&follower, |p| p["canCommit"] == json!(true), CONVERGE)
+    let reversed = d
+        .wait_for(&follower, |p| p["canCommit"] == json!(true), CONVERGE)
         .await;
+    // A reverse copies nothing: no worker is shown holding the forward copy's partitions.
+    let workers = reversed["workers"].as_array().expect("workers breakdown");
+    assert!(
+        workers.iter().all(|w| w["partitionsAssigned"] == json!(0)),
+        "{reversed}"
+    );
     d.passed();
 }
 

@@ -156,6 +156,13 @@ impl ClusterPlane {
             return Ok(None);
         }
         let ids: Vec<String> = live.iter().map(|w| w.id.clone()).collect();
+        if !copy && !plan.partitions.is_empty() {
+            // The copy is over (or this is a reverse, which copies nothing): the
+            // partitions leave the plan, so no worker is shown copying them.
+            plan.partitions.clear();
+            plan.epoch += 1;
+            self.persist(&plan, &ids).await?;
+        }
         // Partitions are planned once, before the first plan: with every unit on a live
         // worker nothing can change, and reading every partition record twice a second
         // is what a copy of many partitions cannot afford.
@@ -189,15 +196,24 @@ impl ClusterPlane {
             plan.reconcile(&ids, &partitions)
         };
         if changed {
-            self.store.save(&plan).await.map_err(|e| {
-                EngineError::Fenced(format!(
-                    "persisting the plan failed (no longer the leader?): {e}"
-                ))
-            })?;
-            tracing::info!(epoch = plan.epoch, workers = ids.len(), "plan persisted");
+            self.persist(&plan, &ids).await?;
         }
         *self.plan.lock() = Some(plan.clone());
         Ok(Some(plan))
+    }
+
+    async fn persist(&self, plan: &Plan, workers: &[String]) -> Result<()> {
+        self.store.save(plan).await.map_err(|e| {
+            EngineError::Fenced(format!(
+                "persisting the plan failed (no longer the leader?): {e}"
+            ))
+        })?;
+        tracing::info!(
+            epoch = plan.epoch,
+            workers = workers.len(),
+            "plan persisted"
+        );
+        Ok(())
     }
 
     fn assignment(&self, plan: &Plan, worker: &str, context: &SyncContext) -> AssignRequest {
