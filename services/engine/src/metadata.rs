@@ -499,7 +499,10 @@ impl Metadata {
             .collect()
     }
 
-    /// Records progress inside a partition (after a batch is durably written).
+    /// Records progress inside a partition (after a batch is durably written). A
+    /// finished partition is left as it is: a copier whose partition was given to
+    /// another (a worker frozen past its lease, whose in-flight batch lands late) must
+    /// not make it unfinished again, which would keep the copy from ever completing.
     pub async fn checkpoint_partition(
         &self,
         id: &str,
@@ -511,7 +514,8 @@ impl Metadata {
         let update = doc! {"$set": {"last": {"v": last.clone()}, "done": done, "documents": documents as i64, "bytes": bytes as i64}};
         let update = &update;
         retry("checkpoint partition", || {
-            self.partitions.update_one(doc! {"_id": id}, update.clone())
+            self.partitions
+                .update_one(doc! {"_id": id, "done": {"$ne": true}}, update.clone())
         })
         .await
         .map_err(EngineError::destination)?;

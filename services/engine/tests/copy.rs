@@ -218,6 +218,16 @@ async fn mixed_id_types_are_copied_exactly_once_across_many_partitions() {
         }
     );
     assert!(after.bytes > 0);
+    // A late checkpoint of a superseded copier does not make a finished partition
+    // unfinished again.
+    metadata
+        .checkpoint_partition(&saved[0].id, &Bson::Int32(0), 1, 1, false)
+        .await
+        .expect("late checkpoint");
+    assert_eq!(
+        metadata.partition_totals().await.expect("sum partitions"),
+        after
+    );
 
     // A finished partition is not copied again.
     let again = copy_partition(
