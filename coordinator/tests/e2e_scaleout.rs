@@ -169,6 +169,85 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_joins_during_the_copy_takes_unstarted_partitions() {
+    // Small partitions and a slow source: one worker has most partitions still queued
+    // when the second one arrives.
+    let (harness, mut scale) = Harness::start_scaled(1, 16 * 1024).await;
+    load_databases(&harness.source.client, 4_000, 200).await;
+    harness
+        .source
+        .client
+        .database("admin")
+        .run_command(doc! {"testbedSetLatency": 1, "ms": 5})
+        .await
+        .expect("latency");
+    let (status, body) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let copying = tokio::time::timeout(CONVERGE, async {
+        loop {
+            if scale.plane().partitions_done() > 0 {
+                return scale.plane().plan().expect("plan");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the copy runs");
+    let total = copying.partitions.len();
+
+    scale.add_worker("w2", &harness).await;
+    let shared = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let plan = scale.plane().plan().expect("plan");
+            if !plan.partitions_of("w2").is_empty() {
+                return plan;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the new worker gets partitions");
+    assert!(shared.epoch > copying.epoch, "{shared:?}");
+    // About half the unfinished partitions each (the estimates are per collection).
+    let (w1, w2) = (
+        shared.partitions_of("w1").len(),
+        shared.partitions_of("w2").len(),
+    );
+    assert!(w1 * 3 >= w2 && w2 * 3 >= w1, "{w1} and {w2}: {shared:?}");
+    assert!(shared.partitions.len() <= total);
+    tokio::time::timeout(CONVERGE, async {
+        loop {
+            let copied_by_w2 = scale.workers[1].service.report().await.partitions_done;
+            if copied_by_w2 > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the new worker copies");
+    harness
+        .source
+        .client
+        .database("admin")
+        .run_command(doc! {"testbedSetLatency": 1, "ms": 0})
+        .await
+        .expect("latency off");
+    harness
+        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    harness
+        .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
+        .await;
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_without_its_lease_writes_nothing() {
     let (harness, scale) = Harness::start_scaled(1, 16 * 1024).await;
     load_databases(&harness.source.client, 500, 200).await;

@@ -11,6 +11,10 @@
 //! - [`Plan::reconcile`] keeps what live workers hold (running work is not moved) and
 //!   gives the units of workers that are gone to the lightest survivors; it returns
 //!   whether anything changed (then the epoch increases).
+//! - A live worker with no unfinished partition (one that joined during the copy, or
+//!   finished its share early) takes unstarted partitions from the end of the runs of
+//!   the workers holding the most, up to its fair share. A partition with a
+//!   checkpoint is never moved: running work stays where it is.
 //! - A finished partition stays in the plan until the plan changes for another reason
 //!   (a worker lost or a new partition). Every change is persisted in etcd and sent to
 //!   every worker, and a copy finishes partitions all the time: pruning each at once
@@ -44,6 +48,9 @@ pub struct PartitionLoad {
     pub id: String,
     pub bytes: u64,
     pub done: bool,
+    /// Has a checkpoint: some worker is copying it (or was). Only partitions without
+    /// one are moved between live workers.
+    pub started: bool,
 }
 
 impl Plan {
@@ -152,6 +159,7 @@ impl Plan {
         self.partitions.retain(|id, _| !done.contains(id.as_str()));
         let pruned_only = self.clone();
         self.spread_partitions(workers, partitions);
+        self.rebalance(workers, partitions);
         for shard in 0..self.shard_count {
             let owner_live = self
                 .shard_owners
@@ -184,6 +192,68 @@ impl Plan {
             self.epoch = before.epoch + 1;
         }
         changed
+    }
+
+    /// Gives each live worker without unfinished partitions unstarted ones from the
+    /// workers holding the most, up to its fair share of the unfinished bytes.
+    fn rebalance(&mut self, workers: &[String], partitions: &[PartitionLoad]) {
+        let unfinished: BTreeMap<&str, &PartitionLoad> = partitions
+            .iter()
+            .filter(|p| !p.done)
+            .map(|p| (p.id.as_str(), p))
+            .collect();
+        let mut load: BTreeMap<String, u64> = workers.iter().map(|w| (w.clone(), 0)).collect();
+        for (id, worker) in &self.partitions {
+            if let (Some(slot), Some(partition)) =
+                (load.get_mut(worker), unfinished.get(id.as_str()))
+            {
+                *slot += partition.bytes;
+            }
+        }
+        let idle: Vec<String> = load
+            .iter()
+            .filter(|(_, bytes)| **bytes == 0)
+            .map(|(worker, _)| worker.clone())
+            .collect();
+        if idle.is_empty() || idle.len() == workers.len() {
+            return;
+        }
+        let fair_share = load.values().sum::<u64>() / workers.len() as u64;
+        for receiver in idle {
+            loop {
+                let donor = load
+                    .iter()
+                    .filter(|(worker, _)| **worker != receiver)
+                    .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                    .map(|(worker, bytes)| (worker.clone(), *bytes));
+                let Some((donor, donor_load)) = donor else {
+                    break;
+                };
+                // The donor's last unstarted partition, so both keep contiguous runs.
+                let movable = self
+                    .partitions
+                    .iter()
+                    .rev()
+                    .filter(|(_, worker)| **worker == donor)
+                    .find_map(|(id, _)| unfinished.get(id.as_str()).filter(|p| !p.started))
+                    .copied();
+                let Some(partition) = movable else {
+                    break;
+                };
+                // Stop at the fair share, and before a move would only turn the
+                // imbalance around.
+                if load[&receiver] >= fair_share
+                    || donor_load.saturating_sub(partition.bytes)
+                        < load[&receiver] + partition.bytes
+                {
+                    break;
+                }
+                self.partitions
+                    .insert(partition.id.clone(), receiver.clone());
+                *load.entry(donor).or_default() -= partition.bytes;
+                *load.entry(receiver.clone()).or_default() += partition.bytes;
+            }
+        }
     }
 
     /// Whether a partition or a stream shard is held by a worker not in `workers`: only
@@ -237,7 +307,60 @@ mod tests {
             id: id.into(),
             bytes,
             done,
+            started: done,
         }
+    }
+
+    #[test]
+    fn a_worker_that_joins_takes_unstarted_partitions_and_started_ones_stay() {
+        let databases = BTreeMap::from([("x".to_string(), 10)]);
+        let mut parts: Vec<_> = (0..8)
+            .map(|i| partition(&format!("x#{i:06}"), 10, false))
+            .collect();
+        let mut plan = Plan::first(&workers(&["w1", "w2"]), &databases, &parts);
+        assert_eq!(plan.partitions_of("w1").len(), 4, "{plan:?}");
+        // w1 and w2 each started their first two partitions; w1 finished one.
+        for i in [0, 1, 4, 5] {
+            parts[i].started = true;
+        }
+        parts[0].done = true;
+        assert!(plan.reconcile(&workers(&["w1", "w2", "w3"]), &parts));
+        // 7 unfinished partitions, 70 bytes: a fair share is 23. w3 takes the last
+        // unstarted partition of w2 (40 bytes), then of w1 (30).
+        let w3 = plan.partitions_of("w3");
+        assert_eq!(
+            w3,
+            BTreeSet::from(["x#000003".to_string(), "x#000007".to_string()]),
+            "{plan:?}"
+        );
+        for id in &w3 {
+            let index: usize = id[2..].parse().unwrap();
+            assert!(!parts[index].started, "a started partition moved: {id}");
+        }
+        let held = |w: &str| {
+            plan.partitions_of(w)
+                .iter()
+                .filter(|id| !parts[id[2..].parse::<usize>().unwrap()].done)
+                .count()
+        };
+        assert!(held("w1") >= 2 && held("w2") >= 2, "{plan:?}");
+        assert_eq!(held("w1") + held("w2") + held("w3"), 7);
+        // Nothing more to move: the same view again changes nothing.
+        assert!(!plan.reconcile(&workers(&["w1", "w2", "w3"]), &parts));
+    }
+
+    #[test]
+    fn only_started_partitions_left_means_nothing_moves() {
+        let databases = BTreeMap::from([("x".to_string(), 10)]);
+        let mut parts: Vec<_> = (0..4)
+            .map(|i| partition(&format!("x#{i:06}"), 10, false))
+            .collect();
+        let mut plan = Plan::first(&workers(&["w1"]), &databases, &parts);
+        for part in &mut parts {
+            part.started = true;
+        }
+        assert!(!plan.reconcile(&workers(&["w1", "w2"]), &parts));
+        assert!(plan.partitions_of("w2").is_empty());
     }
 
     #[test]

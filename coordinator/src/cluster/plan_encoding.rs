@@ -224,6 +224,7 @@ mod tests {
                 id: partition_id(&format!("sales_{}.orders_{}", i % 3, i % 30), i / 30),
                 bytes: 64 << 20,
                 done: false,
+                started: false,
             })
             .collect();
         let mut plan = Plan::first(&workers, &BTreeMap::new(), &loads);

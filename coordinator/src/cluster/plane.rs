@@ -27,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 use super::fanout::{describe_failures, fan_out, CallError};
 use super::plan::{PartitionLoad, Plan};
 use super::store::PlanStore;
-use super::timing::{ADMISSION_GRACE, DRAIN_TIMEOUT, RECONCILE_INTERVAL, WORKER_RPC_TIMEOUT};
+use super::timing::{
+    ADMISSION_GRACE, DRAIN_TIMEOUT, REBALANCE_INTERVAL, RECONCILE_INTERVAL, WORKER_RPC_TIMEOUT,
+};
 use super::workers::{fresh, LiveWorker, WorkerPool};
 
 pub struct PlaneSettings {
@@ -53,6 +55,8 @@ pub struct ClusterPlane {
     plan: Mutex<Option<Plan>>,
     /// The assignment last acknowledged by each worker.
     sent: Mutex<BTreeMap<String, AssignRequest>>,
+    /// When the partition records were last read to give an idle worker work.
+    rebalance_checked: Mutex<Option<Instant>>,
 }
 
 fn fatal(what: &str, error: impl std::fmt::Display) -> EngineError {
@@ -82,6 +86,7 @@ impl ClusterPlane {
             metadata,
             plan: Mutex::new(None),
             sent: Mutex::new(BTreeMap::new()),
+            rebalance_checked: Mutex::new(None),
         }
     }
 
@@ -166,20 +171,38 @@ impl ClusterPlane {
         // Partitions are planned once, before the first plan: with every unit on a live
         // worker nothing can change, and reading every partition record twice a second
         // is what a copy of many partitions cannot afford.
-        if plan.shard_count != 0 && !plan.has_units_outside(&ids) {
+        if plan.shard_count != 0
+            && !plan.has_units_outside(&ids)
+            && !(copy && self.idle_worker_may_take_work(&plan, &ids))
+        {
             *self.plan.lock() = Some(plan.clone());
             return Ok(Some(plan));
         }
-        let partitions: Vec<PartitionLoad> = self
-            .metadata
-            .load_partitions()
-            .await?
+        let records = self.metadata.load_partitions().await?;
+        let namespaces = self.metadata.load_namespaces().await?;
+        // A partition weighs its share of its collection's estimated size: a record's
+        // own `bytes` counts what was copied so far, which made partitions in flight
+        // outweigh all unstarted ones.
+        let mut per_namespace: BTreeMap<String, u64> = BTreeMap::new();
+        for record in &records {
+            *per_namespace.entry(record.ns.to_string()).or_default() += 1;
+        }
+        let estimated: BTreeMap<String, u64> = namespaces
             .iter()
-            .map(|p| PartitionLoad {
-                id: p.id.clone(),
-                bytes: p.bytes.max(1),
-                // Nothing is copied in the reverse direction.
-                done: p.done || !copy,
+            .map(|n| (n.ns.to_string(), n.estimated_bytes))
+            .collect();
+        let partitions: Vec<PartitionLoad> = records
+            .iter()
+            .map(|p| {
+                let ns = p.ns.to_string();
+                let count = per_namespace.get(&ns).copied().unwrap_or(1).max(1);
+                PartitionLoad {
+                    id: p.id.clone(),
+                    bytes: (estimated.get(&ns).copied().unwrap_or(0) / count).max(1),
+                    // Nothing is copied in the reverse direction.
+                    done: p.done || !copy,
+                    started: p.last.is_some() || p.done,
+                }
             })
             .collect();
         let changed = if plan.shard_count == 0 {
@@ -187,7 +210,7 @@ impl ClusterPlane {
                 return Ok(None);
             }
             let mut database_bytes: BTreeMap<String, u64> = BTreeMap::new();
-            for record in self.metadata.load_namespaces().await? {
+            for record in &namespaces {
                 *database_bytes.entry(record.ns.db.clone()).or_default() += record.estimated_bytes;
             }
             plan = Plan::first(&ids, &database_bytes, &partitions);
@@ -200,6 +223,36 @@ impl ClusterPlane {
         }
         *self.plan.lock() = Some(plan.clone());
         Ok(Some(plan))
+    }
+
+    /// Whether a live worker has no partition left to copy while another, by its
+    /// report on the current plan, still has several: then unstarted partitions may
+    /// move (`Plan::reconcile` decides from the records). At most every
+    /// `REBALANCE_INTERVAL`, since it costs a read of every partition record.
+    fn idle_worker_may_take_work(&self, plan: &Plan, ids: &[String]) -> bool {
+        let fence = Some(self.fence(plan.epoch));
+        let reports = self.pool.reports();
+        let current = |id: &String| {
+            reports
+                .get(id)
+                .filter(|seen| fresh(seen) && seen.report.fence == fence)
+                .map(|seen| &seen.report)
+        };
+        let idle = ids.iter().any(|id| {
+            plan.partitions_of(id).is_empty() || current(id).is_some_and(|r| r.copy_done)
+        });
+        let busy = ids
+            .iter()
+            .any(|id| current(id).is_some_and(|r| r.partitions_assigned > r.partitions_done + 1));
+        if !(idle && busy) {
+            return false;
+        }
+        let mut checked = self.rebalance_checked.lock();
+        if checked.is_some_and(|at| at.elapsed() < REBALANCE_INTERVAL) {
+            return false;
+        }
+        *checked = Some(Instant::now());
+        true
     }
 
     async fn persist(&self, plan: &Plan, workers: &[String]) -> Result<()> {

@@ -17,3 +17,6 @@ pub const WATCH_RETRY_UNREACHED_MAX: Duration = Duration::from_secs(10);
 /// How long the first plan waits for every registered worker to be reached (a worker
 /// that cannot be, e.g. without the right certificate, is left out after it).
 pub const ADMISSION_GRACE: Duration = Duration::from_secs(5);
+/// At most this often the leader reads the partition records to move unstarted
+/// partitions to an idle worker (see `plane::ClusterPlane::idle_worker_may_take_work`).
+pub const REBALANCE_INTERVAL: Duration = Duration::from_secs(2);

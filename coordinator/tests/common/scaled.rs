@@ -170,6 +170,17 @@ impl ScaleOut {
         self.plane.lock().clone().expect("started")
     }
 
+    /// A new worker registers (as a process started during the migration would).
+    pub async fn add_worker(&mut self, id: &str, harness: &Harness) {
+        let worker = start_worker(id, &harness.source, &harness.destination).await;
+        let member = LiveWorker {
+            id: worker.id.clone(),
+            address: worker.address.clone(),
+        };
+        self.workers.push(worker);
+        self.members.send_modify(|members| members.push(member));
+    }
+
     /// The worker's lease expires: it stops writing at once, and leaves the membership
     /// so its share moves to the others.
     pub async fn lose_worker(&mut self, id: &str) {
