@@ -238,13 +238,19 @@ impl ClusterPlane {
                 .filter(|seen| fresh(seen) && seen.report.fence == fence)
                 .map(|seen| &seen.report)
         };
-        let idle = ids.iter().any(|id| {
-            plan.partitions_of(id).is_empty() || current(id).is_some_and(|r| r.copy_done)
-        });
+        // Runs on every pass of the control loop: the reports first, and one scan of
+        // the partitions only when some worker still has several to copy.
         let busy = ids
             .iter()
             .any(|id| current(id).is_some_and(|r| r.partitions_assigned > r.partitions_done + 1));
-        if !(idle && busy) {
+        if !busy {
+            return false;
+        }
+        let holding: BTreeSet<&String> = plan.partitions.values().collect();
+        let idle = ids
+            .iter()
+            .any(|id| !holding.contains(id) || current(id).is_some_and(|r| r.copy_done));
+        if !idle {
             return false;
         }
         let mut checked = self.rebalance_checked.lock();
