@@ -167,17 +167,23 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
-/// CPU seconds (user + system) a process used so far, from /proc/<pid>/stat.
+/// The fields of /proc/<pid>/stat after the command name (which may hold spaces), so
+/// field N of proc(5) is at index N - 3; empty when the process is gone.
+fn proc_stat_fields(pid: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// CPU seconds (user + system) a process used so far.
 fn cpu_seconds(pid: &str) -> f64 {
     // USER_HZ is 100 on every Linux the project runs on.
     const TICKS: f64 = 100.0;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields = proc_stat_fields(pid);
     [11, 12]
         .iter()
         .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
@@ -185,17 +191,10 @@ fn cpu_seconds(pid: &str) -> f64 {
         / TICKS
 }
 
-/// Minor page faults of a process so far (a page touched for the first time), from
-/// /proc/<pid>/stat.
+/// Minor page faults of a process so far (a page touched for the first time).
 fn minor_faults(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    rest.split_whitespace()
-        .nth(7)
+    proc_stat_fields(pid)
+        .get(7)
         .and_then(|f| f.parse().ok())
         .unwrap_or(0.0)
 }

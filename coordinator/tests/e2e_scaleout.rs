@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use bson::doc;
 use c2c_engine::filter::NamespaceFilter;
-use common::{assert_equal, load_databases, write_round, Harness, SCALEOUT_DATABASES};
+use common::{
+    assert_equal, eventually, load_databases, runs_reversed, write_round, Harness,
+    SCALEOUT_DATABASES,
+};
 use serde_json::json;
 
 const CONVERGE: Duration = Duration::from_secs(120);
@@ -32,16 +35,10 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     write_round(&harness.source.client, 1).await;
 
     // The plan spreads the work: several workers copy, shards have different owners.
-    let plan = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Some(plan) = scale.plane().plan() {
-                return plan;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let plan = eventually("a plan", Duration::from_secs(30), || async {
+        scale.plane().plan()
     })
-    .await
-    .expect("a plan");
+    .await;
     assert_eq!(plan.shard_count, 3);
     let copiers: BTreeSet<&String> = plan.partitions.values().collect();
     assert!(
@@ -53,35 +50,28 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
 
     // A finished partition is no new plan (each one used to rewrite it): the epoch
     // holds until a worker is lost.
-    let finished = tokio::time::timeout(CONVERGE, async {
-        loop {
-            let done = scale.plane().partitions_done();
-            if done > 0 {
-                return done;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let finished = eventually("a partition finishes", CONVERGE, || async {
+        Some(scale.plane().partitions_done()).filter(|done| *done > 0)
     })
-    .await
-    .expect("a partition finishes");
+    .await;
     let unchanged = scale.plane().plan().expect("plan");
     assert_eq!(unchanged, plan, "after {finished} finished partitions");
 
     // Lose a worker during the copy: its partitions and its stream shard move.
     scale.lose_worker("w2").await;
     write_round(&harness.source.client, 2).await;
-    let moved = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            // The plan moves w2's share once the pool notices the loss.
-            let plan = scale.plane().plan().expect("plan");
-            if plan.workers().iter().all(|w| w != "w2") {
-                return plan;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the plan moves the lost worker's share");
+    // The plan moves w2's share once the pool notices the loss.
+    let moved = eventually(
+        "the plan moves the lost worker's share",
+        Duration::from_secs(30),
+        || async {
+            scale
+                .plane()
+                .plan()
+                .filter(|plan| plan.workers().iter().all(|w| w != "w2"))
+        },
+    )
+    .await;
     assert!(moved.epoch > 1, "{moved:?}");
     assert_eq!(
         moved.shard_owners.len(),
@@ -143,28 +133,18 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     // so no worker is shown holding them.
     let (status, body) = harness.post("/api/v1/reverse", json!({})).await;
     assert_eq!(status, 200, "{body}");
-    harness
-        .wait_for(
-            |p| {
-                p["state"] == "RUNNING"
-                    && p["directionMapping"]["Source"]
-                        .as_str()
-                        .is_some_and(|s| s.starts_with("cluster1"))
-            },
-            CONVERGE,
-        )
-        .await;
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !scale
-            .plane()
-            .plan()
-            .is_some_and(|plan| plan.partitions.is_empty())
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("partitions stay in the plan: {:?}", scale.plane().plan()));
+    harness.wait_for(runs_reversed, CONVERGE).await;
+    eventually(
+        "the partitions leave the plan",
+        Duration::from_secs(10),
+        || async {
+            scale
+                .plane()
+                .plan()
+                .filter(|plan| plan.partitions.is_empty())
+        },
+    )
+    .await;
     harness.stop().await;
 }
 
@@ -176,11 +156,8 @@ async fn a_worker_that_joins_during_the_copy_takes_unstarted_partitions() {
     load_databases(&harness.source.client, 4_000, 200).await;
     harness
         .source
-        .client
-        .database("admin")
-        .run_command(doc! {"testbedSetLatency": 1, "ms": 5})
-        .await
-        .expect("latency");
+        .admin(doc! {"testbedSetLatency": 1, "ms": 5})
+        .await;
     let (status, body) = harness
         .post(
             "/api/v1/start",
@@ -188,30 +165,25 @@ async fn a_worker_that_joins_during_the_copy_takes_unstarted_partitions() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let copying = tokio::time::timeout(CONVERGE, async {
-        loop {
-            if scale.plane().partitions_done() > 0 {
-                return scale.plane().plan().expect("plan");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let copying = eventually("the copy runs", CONVERGE, || async {
+        let plane = scale.plane();
+        plane.plan().filter(|_| plane.partitions_done() > 0)
     })
-    .await
-    .expect("the copy runs");
+    .await;
     let total = copying.partitions.len();
 
     scale.add_worker("w2", &harness).await;
-    let shared = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            let plan = scale.plane().plan().expect("plan");
-            if !plan.partitions_of("w2").is_empty() {
-                return plan;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the new worker gets partitions");
+    let shared = eventually(
+        "the new worker gets partitions",
+        Duration::from_secs(15),
+        || async {
+            scale
+                .plane()
+                .plan()
+                .filter(|plan| !plan.partitions_of("w2").is_empty())
+        },
+    )
+    .await;
     assert!(shared.epoch > copying.epoch, "{shared:?}");
     // About half the unfinished partitions each (the estimates are per collection).
     let (w1, w2) = (
@@ -220,24 +192,15 @@ async fn a_worker_that_joins_during_the_copy_takes_unstarted_partitions() {
     );
     assert!(w1 * 3 >= w2 && w2 * 3 >= w1, "{w1} and {w2}: {shared:?}");
     assert!(shared.partitions.len() <= total);
-    tokio::time::timeout(CONVERGE, async {
-        loop {
-            let copied_by_w2 = scale.workers[1].service.report().await.partitions_done;
-            if copied_by_w2 > 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    eventually("the new worker copies", CONVERGE, || async {
+        let report = scale.workers[1].service.report().await;
+        Some(()).filter(|_| report.partitions_done > 0)
     })
-    .await
-    .expect("the new worker copies");
+    .await;
     harness
         .source
-        .client
-        .database("admin")
-        .run_command(doc! {"testbedSetLatency": 1, "ms": 0})
-        .await
-        .expect("latency off");
+        .admin(doc! {"testbedSetLatency": 1, "ms": 0})
+        .await;
     harness
         .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
         .await;

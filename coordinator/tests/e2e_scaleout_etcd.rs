@@ -14,7 +14,7 @@ use c2c_api::v1::worker_client::WorkerClient;
 use c2c_api::v1::WatchWorkerRequest;
 use c2c_membership::{MigrationId, StateKey, StateReader};
 use common::processes::{Deployment, MIGRATION};
-use common::{load_databases, write_round};
+use common::{load_databases, runs_reversed, write_round};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -252,18 +252,7 @@ async fn leader_worker_and_etcd_faults_during_cea_and_commit() {
     let follower = d.follower().await;
     let (status, body) = d.post(&follower, "/api/v1/reverse", json!({})).await;
     assert_eq!(status, 200, "/reverse through the follower: {body}");
-    let running = d
-        .wait_for(
-            &follower,
-            |p| {
-                p["state"] == "RUNNING"
-                    && p["directionMapping"]["Source"]
-                        .as_str()
-                        .is_some_and(|s| s.starts_with("cluster1"))
-            },
-            CONVERGE,
-        )
-        .await;
+    let running = d.wait_for(&follower, runs_reversed, CONVERGE).await;
     assert_eq!(running["coordinatorID"], json!(new_leader), "{running}");
     let orders = d
         .destination

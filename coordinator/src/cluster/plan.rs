@@ -202,14 +202,8 @@ impl Plan {
             .filter(|p| !p.done)
             .map(|p| (p.id.as_str(), p))
             .collect();
-        let mut load: BTreeMap<String, u64> = workers.iter().map(|w| (w.clone(), 0)).collect();
-        for (id, worker) in &self.partitions {
-            if let (Some(slot), Some(partition)) =
-                (load.get_mut(worker), unfinished.get(id.as_str()))
-            {
-                *slot += partition.bytes;
-            }
-        }
+        let sizes: BTreeMap<&str, u64> = unfinished.iter().map(|(id, p)| (*id, p.bytes)).collect();
+        let mut load = self.copy_load(workers, &sizes);
         let idle: Vec<String> = load
             .iter()
             .filter(|(_, bytes)| **bytes == 0)
@@ -311,12 +305,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_worker_that_joins_takes_unstarted_partitions_and_started_ones_stay() {
-        let databases = BTreeMap::from([("x".to_string(), 10)]);
-        let mut parts: Vec<_> = (0..8)
+    /// `count` unstarted partitions of 10 bytes of one collection `x#…`.
+    fn collection_x(count: usize) -> (BTreeMap<String, u64>, Vec<PartitionLoad>) {
+        let parts = (0..count)
             .map(|i| partition(&format!("x#{i:06}"), 10, false))
             .collect();
+        (BTreeMap::from([("x".to_string(), 10)]), parts)
+    }
+
+    #[test]
+    fn a_worker_that_joins_takes_unstarted_partitions_and_started_ones_stay() {
+        let (databases, mut parts) = collection_x(8);
         let mut plan = Plan::first(&workers(&["w1", "w2"]), &databases, &parts);
         assert_eq!(plan.partitions_of("w1").len(), 4, "{plan:?}");
         // w1 and w2 each started their first two partitions; w1 finished one.
@@ -351,10 +350,7 @@ mod tests {
 
     #[test]
     fn only_started_partitions_left_means_nothing_moves() {
-        let databases = BTreeMap::from([("x".to_string(), 10)]);
-        let mut parts: Vec<_> = (0..4)
-            .map(|i| partition(&format!("x#{i:06}"), 10, false))
-            .collect();
+        let (databases, mut parts) = collection_x(4);
         let mut plan = Plan::first(&workers(&["w1"]), &databases, &parts);
         for part in &mut parts {
             part.started = true;

@@ -390,6 +390,30 @@ pub const SCALEOUT_DATABASES: [&str; 4] = ["shop", "crm", "logs", "geo"];
 
 /// `per_collection` documents `{_id: i, db, pad}` (pad of `pad_bytes`) in collections
 /// `a` and `b` of every scale-out database.
+/// Polls `check` every 50 ms until it gives a value; panics naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `/progress` document of a running migration reversed onto cluster1.
+pub fn runs_reversed(progress: &Value) -> bool {
+    progress["state"] == "RUNNING"
+        && progress["directionMapping"]["Source"]
+            .as_str()
+            .is_some_and(|source| source.starts_with("cluster1"))
+}
+
 pub async fn load_databases(client: &Client, per_collection: i32, pad_bytes: usize) {
     for db in SCALEOUT_DATABASES {
         for coll in ["a", "b"] {

@@ -88,32 +88,44 @@ pub(super) async fn set_up_destination(
     let (views, collections): (Vec<_>, Vec<_>) = records
         .iter()
         .partition(|record| record.kind == NamespaceKind::View);
-    let setting_up: Vec<_> = collections
-        .into_iter()
-        .map(|record| set_up_namespace(clusters, metadata, options, record))
-        .collect();
-    stream::iter(setting_up)
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
+    at_most_setup_concurrency(
+        collections
+            .into_iter()
+            .map(|record| set_up_namespace(clusters, metadata, options, record))
+            .collect(),
+    )
+    .await?;
     for view in views {
         set_up_namespace(clusters, metadata, options, view).await?;
     }
     metadata.clear_partitions().await?;
-    let planning: Vec<_> = namespaces
-        .iter()
-        .filter(|n| n.kind == NamespaceKind::Collection)
-        .map(|namespace| plan_partitions(clusters, metadata, config, namespace))
-        .collect();
-    stream::iter(planning)
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
+    at_most_setup_concurrency(
+        namespaces
+            .iter()
+            .filter(|n| n.kind == NamespaceKind::Collection)
+            .map(|namespace| plan_partitions(clusters, metadata, config, namespace))
+            .collect(),
+    )
+    .await?;
     tracing::info!(
         namespaces = records.len(),
         "destination set up and partitions planned"
     );
     Ok(())
+}
+
+/// Runs `work`, `SETUP_CONCURRENCY` at a time, until all succeeded or one failed. The
+/// futures are built before (not in a closure over borrowed items), which keeps the
+/// caller's future `Send` for `tokio::spawn`.
+async fn at_most_setup_concurrency<F>(work: Vec<F>) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    stream::iter(work)
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
 }
 
 /// Records one namespace and creates it (with its before-copy indexes) on the destination.
