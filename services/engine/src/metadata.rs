@@ -8,6 +8,8 @@
 //! - `partitions`: per `_id` range: bounds, the last `_id` copied, done flag, counters.
 //! - `checkpoints`: `{_id: "cea", token, clusterTime}` — the last applied change event.
 
+use std::collections::HashMap;
+
 use bson::{doc, Bson, Document, Timestamp};
 use futures::TryStreamExt;
 use mongodb::options::{ReplaceOptions, UpdateOptions};
@@ -499,6 +501,37 @@ impl Metadata {
             .collect()
     }
 
+    /// The records of the partitions `ids` names, in `ids`' order; an unknown id is an
+    /// error (the plan names only partitions that were recorded). A worker reads only
+    /// its own share this way, where loading every record on each assignment read the
+    /// whole table (hundreds of thousands of records in a large migration).
+    pub async fn load_partitions_by_id(&self, ids: &[String]) -> Result<Vec<PartitionRecord>> {
+        let mut found: HashMap<String, PartitionRecord> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(PARTITION_IDS_PER_QUERY) {
+            let filter = doc! {"_id": {"$in": chunk}};
+            let documents: Vec<Document> = retry("load partitions by id", || async {
+                self.partitions
+                    .find(filter.clone())
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await
+            .map_err(EngineError::destination)?;
+            for document in &documents {
+                let record = PartitionRecord::from_document(document)?;
+                found.insert(record.id.clone(), record);
+            }
+        }
+        ids.iter()
+            .map(|id| {
+                found
+                    .remove(id)
+                    .ok_or_else(|| EngineError::Metadata(format!("partition {id} is not recorded")))
+            })
+            .collect()
+    }
+
     /// Records progress inside a partition (after a batch is durably written). A
     /// finished partition is left as it is: a copier whose partition was given to
     /// another (a worker frozen past its lease, whose in-flight batch lands late) must
@@ -591,6 +624,10 @@ async fn upsert_by_id(
 }
 
 /// Every document of a metadata collection, in `_id` order.
+/// Partition ids per `$in` query: keeps each command far below the 16 MiB limit (ids are
+/// namespace names plus an index).
+const PARTITION_IDS_PER_QUERY: usize = 1_000;
+
 async fn find_all_sorted(what: &str, collection: &Collection<Document>) -> Result<Vec<Document>> {
     retry(what, || async {
         collection

@@ -823,3 +823,45 @@ async fn thousands_of_partition_records_round_trip() {
         assert_eq!((saved.done, saved.documents), (want.done, want.documents));
     }
 }
+
+/// A worker loads only its share's records: any subset of ids, in the order asked, across
+/// several `$in` queries (1,000 ids each); an id nobody recorded is an error, not a
+/// partition silently left uncopied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_records_load_by_id_in_the_order_asked() {
+    let (_d, destination) = cluster().await;
+    let ns = Namespace::new("app", "big");
+    let boundaries: Vec<Bson> = (1..2500).map(|i| Bson::Int64(i * 10)).collect();
+    let partitions = c2c_engine::partition::ranges(&ns, None, boundaries);
+    let metadata = Metadata::new(&destination);
+    metadata.save_partitions(&partitions).await.expect("save");
+    // Every other partition from the end: 1,250 ids, out of the stored order.
+    let wanted: Vec<String> = partitions
+        .iter()
+        .rev()
+        .step_by(2)
+        .map(|p| p.id.clone())
+        .collect();
+    let loaded = metadata
+        .load_partitions_by_id(&wanted)
+        .await
+        .expect("load by id");
+    let ids: Vec<&String> = loaded.iter().map(|p| &p.id).collect();
+    assert_eq!(ids, wanted.iter().collect::<Vec<_>>());
+    let by_id = |id: &str| partitions.iter().find(|p| p.id == id).expect("planned");
+    for record in &loaded {
+        let planned = by_id(&record.id);
+        assert_eq!((&record.min, &record.max), (&planned.min, &planned.max));
+    }
+    assert!(metadata
+        .load_partitions_by_id(&[])
+        .await
+        .expect("nothing asked")
+        .is_empty());
+    let unknown = vec![partitions[0].id.clone(), "app.big#999999".to_string()];
+    let error = metadata
+        .load_partitions_by_id(&unknown)
+        .await
+        .expect_err("an unknown id");
+    assert!(error.to_string().contains("app.big#999999"), "{error}");
+}

@@ -213,16 +213,19 @@ impl Share {
     }
 
     async fn start_copies(&self, units: &mut Units, spec: &ShareSpec) -> Result<()> {
-        let wanted: Vec<&String> = spec
-            .partitions
-            .iter()
-            .filter(|id| !units.copies.contains_key(*id) && !self.done.lock().contains(*id))
-            .collect();
+        let wanted: Vec<String> = {
+            let done = self.done.lock();
+            spec.partitions
+                .iter()
+                .filter(|id| !units.copies.contains_key(*id) && !done.contains(*id))
+                .cloned()
+                .collect()
+        };
         if wanted.is_empty() {
             return Ok(());
         }
-        let records = self.metadata.load_partitions().await?;
-        for record in records.into_iter().filter(|r| wanted.contains(&&r.id)) {
+        let records = self.metadata.load_partitions_by_id(&wanted).await?;
+        for record in records {
             if record.done {
                 self.done.lock().insert(record.id.clone());
                 continue;
