@@ -37,6 +37,7 @@ pub mod progress;
 pub mod redact;
 pub mod retry;
 pub mod share;
+pub mod stop;
 pub mod trace;
 pub mod verify;
 

@@ -286,8 +286,7 @@ impl Migration {
     pub(crate) async fn stop_run(&self) {
         let handle = self.run.lock().take();
         if let Some(handle) = handle {
-            handle.cancel.cancel();
-            let _ = tokio::time::timeout(STOP_TIMEOUT, handle.task).await;
+            crate::stop::cancel_and_stop(&handle.cancel, handle.task, STOP_TIMEOUT).await;
         }
     }
 

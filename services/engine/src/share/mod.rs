@@ -41,7 +41,7 @@ use crate::progress::{Phase, Progress};
 
 pub use report::ShareReport;
 
-/// How long stopping a unit may take before its task is abandoned.
+/// How long stopping a unit may take before its task is aborted.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the leader assigned to this worker.
@@ -86,8 +86,7 @@ struct Unit {
 
 impl Unit {
     async fn stop(self) {
-        self.cancel.cancel();
-        let _ = tokio::time::timeout(STOP_TIMEOUT, self.task).await;
+        crate::stop::cancel_and_stop(&self.cancel, self.task, STOP_TIMEOUT).await;
     }
 }
 
