@@ -236,6 +236,19 @@ async fn namespace_filter_entries_must_compile() {
         &["invalid database name"],
     )
     .await;
+    // A regex given as a plain string: the answer shows the form mongosync takes.
+    refused(
+        &with(r#""includeNamespaces":[{"database":"a","collectionsRegex":"^acc"}]"#),
+        "InvalidNamespaceFilter",
+        &["includeNamespaces[0]", r#"{"pattern": "<regex>""#],
+    )
+    .await;
+    refused(
+        &with(r#""excludeNamespaces":["sales"]"#),
+        "InvalidNamespaceFilter",
+        &["excludeNamespaces[0]", r#"{"database": "sales""#],
+    )
+    .await;
 }
 
 #[tokio::test]

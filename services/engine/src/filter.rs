@@ -13,7 +13,11 @@ use crate::namespace::{is_excluded, Namespace};
 
 /// A filter entry as the REST API receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "an object such as {\"database\": \"sales\", \"collections\": [\"orders\"]}"
+)]
 pub struct FilterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
@@ -26,7 +30,10 @@ pub struct FilterSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an object {\"pattern\": \"<regex>\", \"options\": \"<letters i, m, s, x>\"}"
+)]
 pub struct RegexSpec {
     pub pattern: String,
     #[serde(default)]
