@@ -623,11 +623,11 @@ async fn upsert_by_id(
     Ok(())
 }
 
-/// Every document of a metadata collection, in `_id` order.
 /// Partition ids per `$in` query: keeps each command far below the 16 MiB limit (ids are
 /// namespace names plus an index).
 const PARTITION_IDS_PER_QUERY: usize = 1_000;
 
+/// Every document of a metadata collection, in `_id` order.
 async fn find_all_sorted(what: &str, collection: &Collection<Document>) -> Result<Vec<Document>> {
     retry(what, || async {
         collection

@@ -197,18 +197,21 @@ impl Share {
         units
             .streams
             .retain(|_, (unit, _)| !unit.task.is_finished());
+        let mut copies = Ok(());
         if spec.run {
             self.failure.lock().take();
-            self.start_copies(&mut units, &spec).await?;
+            // Streams first: a copy that cannot start (its records unreadable) must not
+            // keep the shards' change events from being read and applied.
             for shard in &spec.owned_shards {
                 if !units.streams.contains_key(shard) {
                     let started = self.start_stream(&spec, *shard);
                     units.streams.insert(*shard, started);
                 }
             }
+            copies = self.start_copies(&mut units, &spec).await;
         }
         units.spec = Some(spec);
-        Ok(())
+        copies
     }
 
     async fn start_copies(&self, units: &mut Units, spec: &ShareSpec) -> Result<()> {
