@@ -148,6 +148,73 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     harness.stop().await;
 }
 
+/// `kill -9` of a worker just before `/commit`: the commit accepts (its last report is
+/// still fresh), the drain cannot reach it, its registration expires, and its stream
+/// shard moves to the survivor, which must apply that shard's events up to Tc — writes
+/// only the killed worker could have applied are on the destination after COMMITTED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_at_commit_has_its_shards_drained_by_a_survivor() {
+    let (harness, mut scale) = Harness::start_scaled(2, 64 * 1024).await;
+    load_databases(&harness.source.client, 200, 200).await;
+    let (status, body) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    harness
+        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    let plan = scale.plane().plan().expect("plan");
+    let killed_shards = plan.shards_of("w2");
+    let killed_databases: Vec<String> = plan
+        .databases
+        .iter()
+        .filter(|(_, shard)| killed_shards.contains(shard))
+        .map(|(db, _)| db.clone())
+        .collect();
+    assert!(!killed_databases.is_empty(), "w2 owns databases: {plan:?}");
+
+    scale.crash_worker("w2").await;
+    // Written after w2 died: only the drain of its shard can bring them over.
+    for db in &killed_databases {
+        let docs = (0..50)
+            .map(|i| doc! {"_id": format!("after-kill-{i}"), "db": db.as_str()})
+            .collect();
+        common::insert_many(&harness.source.client, db, "a", docs).await;
+    }
+    let (status, body) = harness.post("/api/v1/commit", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    // etcd expires w2's lease while the drain waits for it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    scale.expire_registration("w2");
+    harness.wait_for_state("COMMITTED", CONVERGE).await;
+    for db in &killed_databases {
+        let count = harness
+            .destination
+            .client
+            .database(db)
+            .collection::<bson::Document>("a")
+            .count_documents(doc! {"_id": {"$regex": "^after-kill-"}})
+            .await
+            .expect("count");
+        assert_eq!(
+            count, 50,
+            "{db}: writes of the killed worker's shard before Tc"
+        );
+    }
+    let report = c2c_engine::compare::compare_clusters(
+        &harness.source.client,
+        &harness.destination.client,
+        &NamespaceFilter::default(),
+    )
+    .await
+    .expect("compare");
+    assert_equal(&report);
+    harness.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_joins_during_the_copy_takes_unstarted_partitions() {
     // Small partitions and a slow source: one worker has most partitions still queued

@@ -65,7 +65,9 @@ fn refused(message: String) -> Status {
 
 fn engine_status(error: c2c_engine::EngineError) -> Status {
     match error {
-        c2c_engine::EngineError::Fenced(message) => Status::failed_precondition(message),
+        c2c_engine::EngineError::Fenced(message) | c2c_engine::EngineError::Refused(message) => {
+            Status::failed_precondition(message)
+        }
         other => Status::internal(other.to_string()),
     }
 }
@@ -303,10 +305,14 @@ impl Worker for WorkerEndpoint {
                 }
                 current.share.clone()
             };
-            let late_write = match share {
-                Some(share) => share.drain_to(tc).await.map_err(engine_status)?,
-                None => None,
+            // Answering "drained" with nothing assigned would let the commit go on
+            // without this worker's shards (e.g. it restarted since it was assigned).
+            let Some(share) = share else {
+                return Err(refused(
+                    "nothing is assigned to this worker, so it has nothing to drain; the leader assigns the shards before committing".into(),
+                ));
             };
+            let late_write = share.drain_to(tc).await.map_err(engine_status)?;
             Ok(Response::new(CommitAck {
                 worker_id: self.settings.id.clone(),
                 late_write,
@@ -384,4 +390,55 @@ pub async fn serve(
             shutdown,
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::Timestamp;
+    use c2c_api::v1::Fence as WireFence;
+    use tonic::Code;
+
+    use super::*;
+
+    struct Held;
+
+    impl LeaseView for Held {
+        fn is_valid(&self) -> bool {
+            true
+        }
+    }
+
+    /// A worker restarted since its last assignment (or never assigned) must not answer
+    /// a commit "drained": the commit would go on without its shards' events.
+    #[tokio::test]
+    async fn a_commit_with_nothing_assigned_is_refused() {
+        // Never contacted: the refusal comes before any cluster is used.
+        let client = Client::with_uri_str("mongodb://127.0.0.1:9")
+            .await
+            .expect("a lazy client");
+        let settings = WorkerSettings {
+            id: "w1".into(),
+            cluster0: (client.clone(), Vec::new()),
+            cluster1: (client, Vec::new()),
+            load_level: None,
+            engine: EngineConfig::default(),
+        };
+        let endpoint = WorkerEndpoint(Arc::new(WorkerService::new(settings, Arc::new(Held))));
+        let command = CommitCommand {
+            fence: Some(WireFence { term: 1, epoch: 3 }),
+            commit_point: Some(convert::cluster_time(Timestamp {
+                time: 5,
+                increment: 1,
+            })),
+        };
+        let status = endpoint
+            .commit(Request::new(command))
+            .await
+            .expect_err("nothing to drain");
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert!(
+            status.message().contains("nothing is assigned"),
+            "{status:?}"
+        );
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use bson::Timestamp;
 use c2c_api::v1::{AssignRequest, CommitCommand, Fence, StreamShard, WorkerCommand};
 use c2c_engine::metadata::Metadata;
-use c2c_engine::migration::{RemotePlane, SyncContext};
+use c2c_engine::migration::{RemotePlane, StreamDirection, SyncContext};
 use c2c_engine::progress::{Phase, Progress};
 use c2c_engine::verify::VerificationSummary;
 use c2c_engine::{EngineError, Result};
@@ -275,7 +275,14 @@ impl ClusterPlane {
         Ok(())
     }
 
-    fn assignment(&self, plan: &Plan, worker: &str, context: &SyncContext) -> AssignRequest {
+    /// `worker`'s share of `plan`; partitions only while the sync `copy`s.
+    fn assignment(
+        &self,
+        plan: &Plan,
+        worker: &str,
+        direction: StreamDirection,
+        copy: bool,
+    ) -> AssignRequest {
         let mut shards: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for (database, shard) in &plan.databases {
             shards.entry(*shard).or_default().push(database.clone());
@@ -285,15 +292,15 @@ impl ClusterPlane {
             migration_id: self.settings.migration_id.clone(),
             request_json: self.settings.request_json.clone(),
             load_level: self.settings.load_level,
-            reversed: context.reversed,
-            stream_start: Some(c2c_worker::convert::cluster_time(context.stream_start)),
+            reversed: direction.reversed,
+            stream_start: Some(c2c_worker::convert::cluster_time(direction.stream_start)),
             shard_count: plan.shard_count,
             shards: shards
                 .into_iter()
                 .map(|(id, databases)| StreamShard { id, databases })
                 .collect(),
             owned_shards: plan.shards_of(worker).into_iter().collect(),
-            partitions: if context.copy {
+            partitions: if copy {
                 plan.partitions_of(worker).into_iter().collect()
             } else {
                 Vec::new()
@@ -310,7 +317,11 @@ impl ClusterPlane {
             .live()
             .into_iter()
             .map(|w| {
-                let request = self.assignment(plan, &w.id, context);
+                let direction = StreamDirection {
+                    reversed: context.reversed,
+                    stream_start: context.stream_start,
+                };
+                let request = self.assignment(plan, &w.id, direction, context.copy);
                 (w.id, request)
             })
             .filter(|(id, request)| {
@@ -466,8 +477,18 @@ impl ClusterPlane {
         }
     }
 
-    async fn drain(&self, tc: Timestamp) -> Result<Option<String>> {
+    async fn drain(&self, tc: Timestamp, direction: StreamDirection) -> Result<Option<String>> {
         let started = Instant::now();
+        // Assignments change below (held back, with this plan's shards): what was
+        // acknowledged before is no longer what the workers hold.
+        self.sent.lock().clear();
+        let retry_or_fail = |what: &str, failures: String| {
+            if started.elapsed() > DRAIN_TIMEOUT {
+                return Err(EngineError::Fatal(format!("{what} failed: {failures}")));
+            }
+            tracing::warn!(failures = %failures, "{what} incomplete; retrying");
+            Ok(())
+        };
         loop {
             // Shards of lost workers move to survivors first: none is skipped.
             let Some(plan) = self.reconcile(false).await? else {
@@ -481,6 +502,29 @@ impl ClusterPlane {
                 continue;
             };
             let owners: BTreeSet<String> = plan.shard_owners.values().cloned().collect();
+            // A worker drains the shards of its latest assignment, so every owner gets
+            // this plan's first (held back: the drain runs them). Otherwise a shard moved
+            // from a worker lost during the commit, or an owner restarted since it was
+            // assigned, is drained by nobody, and its events before Tc never reach the
+            // destination.
+            let assigned = fan_out("Assign", owners.clone(), WORKER_RPC_TIMEOUT, |worker| {
+                let client = self.pool.client(&worker);
+                let mut request = self.assignment(&plan, &worker, direction, false);
+                request.run = false;
+                async move {
+                    let mut client = client.ok_or(CallError::NotConnected)?;
+                    client.assign(request).await.map_err(CallError::Status)
+                }
+            })
+            .await;
+            if let Some(failures) = describe_failures(&assigned) {
+                retry_or_fail(
+                    "assigning the shards to drain to the commit point",
+                    failures,
+                )?;
+                tokio::time::sleep(RECONCILE_INTERVAL).await;
+                continue;
+            }
             let fence = self.fence(plan.epoch);
             let outcomes = fan_out("Commit", owners, DRAIN_TIMEOUT, |worker| {
                 let client = self.pool.client(&worker);
@@ -499,12 +543,7 @@ impl ClusterPlane {
             })
             .await;
             if let Some(failures) = describe_failures(&outcomes) {
-                if started.elapsed() > DRAIN_TIMEOUT {
-                    return Err(EngineError::Fatal(format!(
-                        "applying up to the commit point failed: {failures}"
-                    )));
-                }
-                tracing::warn!(failures = %failures, "drain to the commit point incomplete; retrying");
+                retry_or_fail("applying up to the commit point", failures)?;
                 tokio::time::sleep(RECONCILE_INTERVAL).await;
                 continue;
             }
@@ -567,9 +606,9 @@ impl RemotePlane for SharedPlane {
     fn drain_to(
         &self,
         tc: Timestamp,
-        _reversed: bool,
+        direction: StreamDirection,
     ) -> c2c_engine::migration::BoxFuture<'_, Result<Option<String>>> {
-        Box::pin(async move { self.0.drain(tc).await })
+        Box::pin(async move { self.0.drain(tc, direction).await })
     }
 
     fn pause(&self) -> c2c_engine::migration::BoxFuture<'_, Result<()>> {

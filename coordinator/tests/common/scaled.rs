@@ -184,18 +184,29 @@ impl ScaleOut {
     /// The worker's lease expires: it stops writing at once, and leaves the membership
     /// so its share moves to the others.
     pub async fn lose_worker(&mut self, id: &str) {
+        self.crash_worker(id).await;
+        self.expire_registration(id);
+    }
+
+    /// `kill -9` of the worker: it stops and no longer answers, but its registration
+    /// stays until its lease expires ([`ScaleOut::expire_registration`]).
+    pub async fn crash_worker(&mut self, id: &str) {
         let index = self
             .workers
             .iter()
             .position(|w| w.id == id)
             .expect("worker");
         let mut worker = self.workers.remove(index);
+        // Gone at once, as a killed process: no last report, no more answers.
+        worker.server.abort();
+        let _ = (&mut worker.server).await;
+        worker.stop.take();
         worker.lease.lost.store(true, Ordering::Relaxed);
         worker.service.stop_all().await;
-        if let Some(stop) = worker.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut worker.server).await;
+    }
+
+    /// The worker's lease expired: it leaves the membership.
+    pub fn expire_registration(&self, id: &str) {
         self.members
             .send_modify(|members| members.retain(|m| m.id != id));
     }

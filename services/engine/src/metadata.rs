@@ -113,6 +113,14 @@ pub struct MigrationState {
     pub cutover: CutoverState,
 }
 
+impl MigrationState {
+    /// Where a stream shard without a checkpoint starts in the current direction: T0,
+    /// or Td after a reverse.
+    pub fn stream_start(&self) -> Timestamp {
+        self.cutover.stream_start.unwrap_or(self.t0)
+    }
+}
+
 /// What kind of source namespace this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

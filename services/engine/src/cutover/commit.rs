@@ -24,7 +24,7 @@ use super::late_writes::{describe, first_after};
 use super::{drain, indexes_restore};
 use crate::error::{EngineError, Result, Side};
 use crate::metadata::{CutoverState, CutoverStep, PersistedPhase};
-use crate::migration::Migration;
+use crate::migration::{Migration, StreamDirection};
 use crate::options::WriteBlocking;
 use crate::progress::Phase;
 use crate::verify::{check_namespace, AppliedClock, IndexRule};
@@ -90,7 +90,14 @@ impl Migration {
             CutoverStep::DrainToCommitPoint => {
                 let tc = commit_point(cutover)?;
                 let late = match &self.plane {
-                    Some(plane) => plane.drain_to(tc, cutover.reversed).await?,
+                    Some(plane) => {
+                        let state = self.load_state().await?;
+                        let direction = StreamDirection {
+                            reversed: cutover.reversed,
+                            stream_start: state.stream_start(),
+                        };
+                        plane.drain_to(tc, direction).await?
+                    }
                     None => drain::drain_to(self, tc, cancel)
                         .await?
                         .map(|event| describe(&event)),

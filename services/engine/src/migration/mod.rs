@@ -55,7 +55,7 @@ use crate::verify::{AppliedClock, Verifier, VerifierSetup, VerifierStore};
 
 mod remote;
 mod setup;
-pub use remote::{BoxFuture, RemotePlane, SyncContext};
+pub use remote::{BoxFuture, RemotePlane, StreamDirection, SyncContext};
 use setup::*;
 pub(crate) use setup::{beside_reader, start_reader, StartedReader};
 

@@ -49,15 +49,28 @@ pub struct SyncContext {
     pub workers_progressed: Arc<Notify>,
 }
 
+/// Which way the workers' streams run, as their assignments carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamDirection {
+    pub reversed: bool,
+    /// Where a stream shard without a checkpoint starts: T0, or Td after a reverse.
+    pub stream_start: Timestamp,
+}
+
 /// The workers, as the leader drives them.
 pub trait RemotePlane: Send + Sync + 'static {
     /// Assigns the work and keeps it assigned (membership changes, reports) until
     /// `cancel`; returns early only with a fatal error. Cancelling must not stop the
     /// workers: a deposed leader's workers keep syncing for the next one.
     fn sync(&self, context: SyncContext, cancel: CancellationToken) -> BoxFuture<'_, Result<()>>;
-    /// Commit step 3: every stream shard applies up to `tc` and stops. The first late
-    /// write any worker found, described.
-    fn drain_to(&self, tc: Timestamp, reversed: bool) -> BoxFuture<'_, Result<Option<String>>>;
+    /// Commit step 3: every stream shard applies up to `tc` and stops, on the workers
+    /// the current plan gives them to (`direction` rebuilds their assignments). The
+    /// first late write any worker found, described.
+    fn drain_to(
+        &self,
+        tc: Timestamp,
+        direction: StreamDirection,
+    ) -> BoxFuture<'_, Result<Option<String>>>;
     /// Stops every worker at a checkpoint (`/pause`).
     fn pause(&self) -> BoxFuture<'_, Result<()>>;
 }
@@ -83,7 +96,7 @@ impl Migration {
         let workers_progressed = Arc::new(Notify::new());
         let context = SyncContext {
             reversed: state.cutover.reversed,
-            stream_start: state.cutover.stream_start.unwrap_or(state.t0),
+            stream_start: state.stream_start(),
             copy: copying,
             progress: self.progress.clone(),
             workers_progressed: workers_progressed.clone(),

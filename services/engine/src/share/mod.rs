@@ -321,7 +321,9 @@ impl Share {
     pub async fn drain_to(&self, tc: Timestamp) -> Result<Option<String>> {
         let mut units = self.units.lock().await;
         let Some(spec) = units.spec.clone() else {
-            return Ok(None);
+            return Err(EngineError::Refused(
+                "nothing is assigned to this worker, so it has nothing to drain".into(),
+            ));
         };
         let streams = std::mem::take(&mut units.streams);
         for (_, (unit, _)) in streams {
