@@ -215,6 +215,89 @@ async fn a_worker_killed_at_commit_has_its_shards_drained_by_a_survivor() {
     harness.stop().await;
 }
 
+/// After a worker loss left one worker with both stream shards, a worker added in steady
+/// state takes one: the plan first releases it (its owner stops it at a checkpoint and
+/// acknowledges), then gives it to the new worker, which continues from the checkpoint
+/// while the application keeps writing; the commit then drains both owners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_added_in_steady_state_takes_a_stream_shard() {
+    let (harness, mut scale) = Harness::start_scaled(2, 64 * 1024).await;
+    load_databases(&harness.source.client, 200, 200).await;
+    let (status, body) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    harness
+        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    scale.lose_worker("w2").await;
+    let doubled = eventually("w1 owns both shards", Duration::from_secs(30), || async {
+        scale
+            .plane()
+            .plan()
+            .filter(|plan| plan.shards_of("w1").len() == 2)
+    })
+    .await;
+    harness
+        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    write_round(&harness.source.client, 1).await;
+
+    scale.add_worker("w3", &harness).await;
+    write_round(&harness.source.client, 2).await;
+    let balanced = eventually(
+        "the new worker owns a shard",
+        Duration::from_secs(30),
+        || async {
+            scale
+                .plane()
+                .plan()
+                .filter(|plan| plan.shards_of("w3").len() == 1 && plan.releasing.is_empty())
+        },
+    )
+    .await;
+    assert_eq!(balanced.shards_of("w1").len(), 1, "{balanced:?}");
+    // Released first, given once w1 confirmed: two plans.
+    assert!(
+        balanced.epoch >= doubled.epoch + 2,
+        "{doubled:?} → {balanced:?}"
+    );
+    write_round(&harness.source.client, 3).await;
+    let w3 = scale
+        .workers
+        .iter()
+        .find(|w| w.id == "w3")
+        .expect("w3")
+        .service
+        .clone();
+    eventually("w3 applies its shard", CONVERGE, || async {
+        let report = w3.report().await;
+        Some(()).filter(|_| report.steady && report.owned_shards.len() == 1)
+    })
+    .await;
+    harness
+        .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
+        .await;
+    harness
+        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+    let (status, body) = harness.post("/api/v1/commit", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    harness.wait_for_state("COMMITTED", CONVERGE).await;
+    let report = c2c_engine::compare::compare_clusters(
+        &harness.source.client,
+        &harness.destination.client,
+        &NamespaceFilter::default(),
+    )
+    .await
+    .expect("compare");
+    assert_equal(&report);
+    harness.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_joins_during_the_copy_takes_unstarted_partitions() {
     // Small partitions and a slow source: one worker has most partitions still queued

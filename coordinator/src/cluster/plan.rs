@@ -15,6 +15,13 @@
 //!   finished its share early) takes unstarted partitions from the end of the runs of
 //!   the workers holding the most, up to its fair share. A partition with a
 //!   checkpoint is never moved: running work stays where it is.
+//! - Stream shards follow the workers in two steps, so no shard is ever applied by two
+//!   workers at once ([`Plan::balance_shards`]): when a live worker owns none while
+//!   another owns two or more, one of the latter's shards is *released* (owned by
+//!   nobody; `releasing` names the old owner); once the old owner acknowledged the plan
+//!   that took it away (its applier stopped at a checkpoint) or is gone (its lease
+//!   expired, so it stopped writing), the shard goes to the live worker owning the
+//!   fewest, which continues from the shard's checkpoint. One shard moves at a time.
 //! - A finished partition stays in the plan until the plan changes for another reason
 //!   (a worker lost or a new partition). Every change is persisted in etcd and sent to
 //!   every worker, and a copy finishes partitions all the time: pruning each at once
@@ -38,6 +45,9 @@ pub struct Plan {
     pub databases: BTreeMap<String, u32>,
     /// Stream shard → owning worker.
     pub shard_owners: BTreeMap<u32, String>,
+    /// Stream shards being moved: owned by nobody until the worker named (the old
+    /// owner) confirmed it stopped them, or is gone.
+    pub releasing: BTreeMap<u32, String>,
     /// Partition id → copying worker (unfinished partitions only).
     pub partitions: BTreeMap<String, String>,
 }
@@ -80,6 +90,7 @@ impl Plan {
             shard_count,
             databases,
             shard_owners,
+            releasing: BTreeMap::new(),
             partitions: BTreeMap::new(),
         };
         plan.spread_partitions(workers, partitions);
@@ -165,20 +176,13 @@ impl Plan {
                 .shard_owners
                 .get(&shard)
                 .is_some_and(|w| live.contains(w));
-            if owner_live {
+            // A shard being released waits for its old owner, unless that one is gone.
+            let released_by_live = self.releasing.get(&shard).is_some_and(|w| live.contains(w));
+            if owner_live || released_by_live {
                 continue;
             }
-            let mut owned: BTreeMap<&String, usize> = workers.iter().map(|w| (w, 0)).collect();
-            for owner in self.shard_owners.values() {
-                if let Some(count) = owned.get_mut(owner) {
-                    *count += 1;
-                }
-            }
-            let lightest = owned
-                .iter()
-                .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
-                .map(|(worker, _)| (*worker).clone());
-            if let Some(worker) = lightest {
+            self.releasing.remove(&shard);
+            if let Some(worker) = self.fewest_shards(workers) {
                 self.shard_owners.insert(shard, worker);
             }
         }
@@ -192,6 +196,93 @@ impl Plan {
             self.epoch = before.epoch + 1;
         }
         changed
+    }
+
+    /// The live worker owning the fewest stream shards (ties: the smallest id).
+    fn fewest_shards(&self, workers: &[String]) -> Option<String> {
+        let mut owned: BTreeMap<&String, usize> = workers.iter().map(|w| (w, 0)).collect();
+        for owner in self.shard_owners.values() {
+            if let Some(count) = owned.get_mut(owner) {
+                *count += 1;
+            }
+        }
+        owned
+            .iter()
+            .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+            .map(|(worker, _)| (*worker).clone())
+    }
+
+    /// One step of moving stream shards to live workers that own none (see the module
+    /// docs): a released shard whose old owner `stopped` (acknowledged the current plan)
+    /// or is gone goes to the live worker owning the fewest; with no move under way, a
+    /// worker owning two or more releases its highest shard while some live worker owns
+    /// none. True when the plan changed (the caller increases the epoch).
+    pub fn balance_shards(&mut self, workers: &[String], stopped: impl Fn(&str) -> bool) -> bool {
+        if workers.is_empty() || self.shard_count == 0 {
+            return false;
+        }
+        let live: BTreeSet<&String> = workers.iter().collect();
+        let settled: Vec<u32> = self
+            .releasing
+            .iter()
+            .filter(|(_, owner)| !live.contains(owner) || stopped(owner))
+            .map(|(shard, _)| *shard)
+            .collect();
+        if !settled.is_empty() {
+            for shard in settled {
+                self.releasing.remove(&shard);
+                if let Some(worker) = self.fewest_shards(workers) {
+                    self.shard_owners.insert(shard, worker);
+                }
+            }
+            return true;
+        }
+        if !self.releasing.is_empty() {
+            return false;
+        }
+        let mut owned: BTreeMap<&String, Vec<u32>> =
+            workers.iter().map(|w| (w, Vec::new())).collect();
+        for (shard, owner) in &self.shard_owners {
+            if let Some(shards) = owned.get_mut(owner) {
+                shards.push(*shard);
+            }
+        }
+        if !owned.values().any(Vec::is_empty) {
+            return false;
+        }
+        let donor = owned
+            .iter()
+            .filter(|(_, shards)| shards.len() >= 2)
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.0.cmp(a.0)))
+            .map(|(worker, shards)| ((*worker).clone(), shards.iter().copied().max()));
+        let Some((donor, Some(shard))) = donor else {
+            return false;
+        };
+        self.shard_owners.remove(&shard);
+        self.releasing.insert(shard, donor);
+        true
+    }
+
+    /// Gives each released stream shard a live owner at once: back to its old owner
+    /// when that one is live (nobody else ever ran it), else to the live worker owning
+    /// the fewest. For the commit's drain, which assigns and drains every shard itself
+    /// and must not leave one without an owner. True when the plan changed.
+    pub fn settle_released_shards(&mut self, workers: &[String]) -> bool {
+        if workers.is_empty() || self.releasing.is_empty() {
+            return false;
+        }
+        let live: BTreeSet<&String> = workers.iter().collect();
+        for (shard, owner) in std::mem::take(&mut self.releasing) {
+            let worker = if live.contains(&owner) {
+                Some(owner)
+            } else {
+                self.fewest_shards(workers)
+            };
+            if let Some(worker) = worker {
+                self.shard_owners.insert(shard, worker);
+            }
+        }
+        true
     }
 
     /// Gives each live worker without unfinished partitions unstarted ones from the
@@ -257,6 +348,7 @@ impl Plan {
         self.partitions
             .values()
             .chain(self.shard_owners.values())
+            .chain(self.releasing.values())
             .any(|worker| !live.contains(worker))
     }
 
@@ -278,11 +370,12 @@ impl Plan {
             .collect()
     }
 
-    /// Every worker the plan gives anything to.
+    /// Every worker the plan gives anything to, or waits for (releasing a shard).
     pub fn workers(&self) -> BTreeSet<String> {
         self.shard_owners
             .values()
             .chain(self.partitions.values())
+            .chain(self.releasing.values())
             .cloned()
             .collect()
     }
@@ -459,5 +552,88 @@ mod tests {
         assert!(plan.reconcile(&workers(&["w1"]), &finished));
         assert!(!plan.workers().contains("w2"), "{plan:?}");
         assert!(!plan.has_units_outside(&workers(&["w1"])));
+    }
+
+    /// Three shards over w1 and w2 (w2 lost one to w1 earlier), then w3 joins.
+    fn three_shards_then_w3_joins() -> Plan {
+        let databases = BTreeMap::from([
+            ("a".to_string(), 30),
+            ("b".to_string(), 20),
+            ("c".to_string(), 10),
+        ]);
+        let mut plan = Plan::first(&workers(&["w1", "w2", "w9"]), &databases, &[]);
+        // w9 was lost: its shard went to the one owning the fewest (w1 on a tie).
+        assert!(plan.reconcile(&workers(&["w1", "w2"]), &[]));
+        assert_eq!(plan.shards_of("w1").len(), 2, "{plan:?}");
+        plan
+    }
+
+    #[test]
+    fn a_shard_moves_to_a_worker_without_one_only_after_its_owner_stopped_it() {
+        let mut plan = three_shards_then_w3_joins();
+        let live = workers(&["w1", "w2", "w3"]);
+        let w1_before = plan.shards_of("w1");
+        // Step 1: w1 (two shards) releases its highest; nobody owns it meanwhile.
+        assert!(plan.balance_shards(&live, |_| false));
+        let released = *w1_before.iter().max().unwrap();
+        assert_eq!(
+            plan.releasing,
+            BTreeMap::from([(released, "w1".to_string())])
+        );
+        assert!(!plan.shard_owners.contains_key(&released), "{plan:?}");
+        assert!(plan.workers().contains("w1"));
+        // Until w1 confirms, nothing moves: not by balancing, not by reconciling.
+        assert!(!plan.balance_shards(&live, |_| false));
+        assert!(!plan.reconcile(&live, &[]));
+        assert!(!plan.shard_owners.contains_key(&released));
+        // Step 2: w1 stopped it; w3, owning none, takes it.
+        assert!(plan.balance_shards(&live, |w| w == "w1"));
+        assert!(plan.releasing.is_empty());
+        assert_eq!(plan.shards_of("w3"), BTreeSet::from([released]));
+        assert_eq!(plan.shards_of("w1").len(), 1);
+        // Balanced: one shard each, nothing more to do.
+        assert!(!plan.balance_shards(&live, |_| true));
+        assert_eq!(plan.shard_owners.len(), 3);
+    }
+
+    #[test]
+    fn a_shard_released_by_a_worker_that_is_then_lost_moves_without_its_confirmation() {
+        let mut plan = three_shards_then_w3_joins();
+        assert!(plan.balance_shards(&workers(&["w1", "w2", "w3"]), |_| false));
+        let (&released, _) = plan.releasing.iter().next().unwrap();
+        // w1's lease expired: it stopped writing, so its shards move at once.
+        let survivors = workers(&["w2", "w3"]);
+        assert!(plan.has_units_outside(&survivors));
+        assert!(plan.reconcile(&survivors, &[]));
+        assert!(plan.releasing.is_empty(), "{plan:?}");
+        assert_eq!(plan.shard_owners.len(), 3);
+        assert!(plan.shard_owners.contains_key(&released));
+        assert!(plan.shard_owners.values().all(|w| w != "w1"), "{plan:?}");
+    }
+
+    #[test]
+    fn the_commit_drain_gives_a_released_shard_back_to_its_live_owner() {
+        let mut plan = three_shards_then_w3_joins();
+        let live = workers(&["w1", "w2", "w3"]);
+        assert!(plan.balance_shards(&live, |_| false));
+        let (&released, _) = plan.releasing.iter().next().unwrap();
+        assert!(plan.settle_released_shards(&live));
+        assert!(plan.releasing.is_empty());
+        assert_eq!(plan.shard_owners.get(&released), Some(&"w1".to_string()));
+        assert!(!plan.settle_released_shards(&live));
+        // Its old owner gone: the worker owning the fewest takes it.
+        assert!(plan.balance_shards(&live, |_| false));
+        assert!(plan.settle_released_shards(&workers(&["w2", "w3"])));
+        assert_eq!(plan.shard_owners.get(&released), Some(&"w3".to_string()));
+    }
+
+    #[test]
+    fn shards_never_move_between_workers_that_each_own_some() {
+        let databases = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 1)]);
+        let mut plan = Plan::first(&workers(&["w1", "w2"]), &databases, &[]);
+        let before = plan.clone();
+        // A third worker cannot take a shard when no one owns two.
+        assert!(!plan.balance_shards(&workers(&["w1", "w2", "w3"]), |_| true));
+        assert_eq!(plan, before);
     }
 }

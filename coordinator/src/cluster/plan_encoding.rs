@@ -22,6 +22,9 @@ pub(super) struct PlanRecord {
     shard_count: u32,
     databases: BTreeMap<String, u32>,
     shard_owners: BTreeMap<u32, String>,
+    /// Stream shard → the old owner that must confirm it stopped it (a move under way).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    releasing: BTreeMap<u32, String>,
     /// Partition id → worker, for ids without an index.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     partitions: BTreeMap<String, String>,
@@ -123,6 +126,7 @@ impl From<Plan> for PlanRecord {
             shard_count: plan.shard_count,
             databases: plan.databases,
             shard_owners: plan.shard_owners,
+            releasing: plan.releasing,
             partitions: plain,
             partition_runs,
         }
@@ -148,6 +152,7 @@ impl TryFrom<PlanRecord> for Plan {
             shard_count: record.shard_count,
             databases: record.databases,
             shard_owners: record.shard_owners,
+            releasing: record.releasing,
             partitions,
         })
     }
@@ -169,7 +174,9 @@ mod tests {
             epoch: 7,
             shard_count: 2,
             databases: BTreeMap::from([("db".into(), 0), ("other".into(), 1)]),
-            shard_owners: BTreeMap::from([(0, "w1".into()), (1, "w2".into())]),
+            shard_owners: BTreeMap::from([(0, "w1".into())]),
+            // Shard 1 is being moved away from w2.
+            releasing: BTreeMap::from([(1, "w2".into())]),
             partitions: BTreeMap::new(),
         };
         for index in [0u64, 1, 2, 5, 7, 8, 999_999, 1_000_000] {

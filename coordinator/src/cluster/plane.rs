@@ -225,6 +225,40 @@ impl ClusterPlane {
         Ok(Some(plan))
     }
 
+    /// One step of moving a stream shard to a live worker that owns none
+    /// ([`Plan::balance_shards`]); the old owner has stopped it once it acknowledged
+    /// the plan that released it. Moves start only in steady state: a shard moved
+    /// during the copy is read again from T0 by its new owner, which a copy longer than
+    /// the oplog window cannot afford. A move under way is always finished.
+    async fn balance_shards(&self, plan: &Plan, context: &SyncContext) -> Result<Option<Plan>> {
+        let steady = context.progress.phase() == Some(Phase::SteadyState);
+        if plan.shard_count == 0 || (plan.releasing.is_empty() && !steady) {
+            return Ok(None);
+        }
+        let ids: Vec<String> = self.live().into_iter().map(|w| w.id).collect();
+        let fence = Some(self.fence(plan.epoch));
+        let acknowledged = self.sent.lock().clone();
+        let stopped = |worker: &str| {
+            acknowledged
+                .get(worker)
+                .is_some_and(|request| request.fence == fence)
+        };
+        let mut next = plan.clone();
+        if !next.balance_shards(&ids, stopped) {
+            return Ok(None);
+        }
+        next.epoch = plan.epoch + 1;
+        tracing::info!(
+            epoch = next.epoch,
+            releasing = ?next.releasing,
+            owners = ?next.shard_owners,
+            "stream shard moving to a worker without one"
+        );
+        self.persist(&next, &ids).await?;
+        *self.plan.lock() = Some(next.clone());
+        Ok(Some(next))
+    }
+
     /// Whether a live worker has no partition left to copy while another, by its
     /// report on the current plan, still has several: then unstarted partitions may
     /// move (`Plan::reconcile` decides from the records). At most every
@@ -259,6 +293,20 @@ impl ClusterPlane {
         }
         *checked = Some(Instant::now());
         true
+    }
+
+    /// A shard being moved when the commit's drain starts gets an owner at once (back to
+    /// its old owner if live): the drain assigns and drains every owned shard itself.
+    async fn settle_released_shards(&self, plan: Plan) -> Result<Plan> {
+        let ids: Vec<String> = self.live().into_iter().map(|w| w.id).collect();
+        let mut next = plan.clone();
+        if !next.settle_released_shards(&ids) {
+            return Ok(plan);
+        }
+        next.epoch = plan.epoch + 1;
+        self.persist(&next, &ids).await?;
+        *self.plan.lock() = Some(next.clone());
+        Ok(next)
     }
 
     async fn persist(&self, plan: &Plan, workers: &[String]) -> Result<()> {
@@ -421,10 +469,12 @@ impl ClusterPlane {
         }
         self.aggregate_verification(plan, &verifying, progress);
         if progress.copy_done.load(Ordering::Relaxed) {
-            let all_steady = plan
-                .shard_owners
-                .values()
-                .all(|owner| steady_owners.contains(owner));
+            // A shard being moved is applied by nobody for the moment.
+            let all_steady = plan.releasing.is_empty()
+                && plan
+                    .shard_owners
+                    .values()
+                    .all(|owner| steady_owners.contains(owner));
             progress.set_phase(if all_steady {
                 Phase::SteadyState
             } else {
@@ -447,8 +497,13 @@ impl ClusterPlane {
         }
         let owners: BTreeSet<&String> = plan.shard_owners.values().collect();
         let mut merged: Option<VerificationSummary> = None;
-        for owner in owners {
-            let summary = verifying.get(owner).cloned().unwrap_or_default();
+        // A shard being moved counts as a verifier not started (its new owner resumes it).
+        let moving = (!plan.releasing.is_empty()).then(VerificationSummary::default);
+        let summaries = owners
+            .into_iter()
+            .map(|owner| verifying.get(owner).cloned().unwrap_or_default())
+            .chain(moving);
+        for summary in summaries {
             match merged.as_mut() {
                 Some(merged) => merged.merge(&summary),
                 None => merged = Some(summary),
@@ -463,7 +518,10 @@ impl ClusterPlane {
         let mut members = self.members.clone();
         let mut milestones = self.pool.milestones();
         loop {
-            if let Some(plan) = self.reconcile(context.copy).await? {
+            if let Some(mut plan) = self.reconcile(context.copy).await? {
+                if let Some(balanced) = self.balance_shards(&plan, &context).await? {
+                    plan = balanced;
+                }
                 self.send_assignments(&plan, &context).await;
                 self.aggregate(&plan, &context)?;
             }
@@ -501,6 +559,7 @@ impl ClusterPlane {
                 tokio::time::sleep(RECONCILE_INTERVAL).await;
                 continue;
             };
+            let plan = self.settle_released_shards(plan).await?;
             let owners: BTreeSet<String> = plan.shard_owners.values().cloned().collect();
             // A worker drains the shards of its latest assignment, so every owner gets
             // this plan's first (held back: the drain runs them). Otherwise a shard moved
