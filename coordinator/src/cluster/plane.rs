@@ -248,12 +248,12 @@ impl ClusterPlane {
             return Ok(None);
         }
         next.epoch = plan.epoch + 1;
-        tracing::info!(
-            epoch = next.epoch,
-            releasing = ?next.releasing,
-            owners = ?next.shard_owners,
-            "stream shard moving to a worker without one"
-        );
+        let step = if next.releasing.is_empty() {
+            "stream shard given to a worker that owned none (its old owner stopped it)"
+        } else {
+            "stream shard released, for a worker that owns none (its owner stops it first)"
+        };
+        tracing::info!(epoch = next.epoch, releasing = ?next.releasing, owners = ?next.shard_owners, "{step}");
         self.persist(&next, &ids).await?;
         *self.plan.lock() = Some(next.clone());
         Ok(Some(next))
