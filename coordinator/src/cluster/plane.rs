@@ -247,16 +247,13 @@ impl ClusterPlane {
         if !next.balance_shards(&ids, stopped) {
             return Ok(None);
         }
-        next.epoch = plan.epoch + 1;
         let step = if next.releasing.is_empty() {
             "stream shard given to a worker that owned none (its old owner stopped it)"
         } else {
             "stream shard released, for a worker that owns none (its owner stops it first)"
         };
-        tracing::info!(epoch = next.epoch, releasing = ?next.releasing, owners = ?next.shard_owners, "{step}");
-        self.persist(&next, &ids).await?;
-        *self.plan.lock() = Some(next.clone());
-        Ok(Some(next))
+        tracing::info!(epoch = plan.epoch + 1, releasing = ?next.releasing, owners = ?next.shard_owners, "{step}");
+        self.adopt(next, plan.epoch, &ids).await.map(Some)
     }
 
     /// Whether a live worker has no partition left to copy while another, by its
@@ -303,8 +300,14 @@ impl ClusterPlane {
         if !next.settle_released_shards(&ids) {
             return Ok(plan);
         }
-        next.epoch = plan.epoch + 1;
-        self.persist(&next, &ids).await?;
+        self.adopt(next, plan.epoch, &ids).await
+    }
+
+    /// Makes `next`, changed from the plan of epoch `previous`, the plan: one epoch
+    /// later, persisted, then current.
+    async fn adopt(&self, mut next: Plan, previous: u64, workers: &[String]) -> Result<Plan> {
+        next.epoch = previous + 1;
+        self.persist(&next, workers).await?;
         *self.plan.lock() = Some(next.clone());
         Ok(next)
     }
