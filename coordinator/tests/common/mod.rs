@@ -32,6 +32,39 @@ use tokio::sync::{oneshot, Mutex, MutexGuard};
 /// Real clusters are shared: tests using them run one at a time.
 static EXTERNAL: Mutex<()> = Mutex::const_new(());
 
+/// The file the in-process leader and workers log to, when a harness turned logging on
+/// (`log_to_file`): a test that times out shows its end, so a rare failure says why.
+static TEST_LOG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Logs everything this test process's c2c code does (INFO and up) to one file; the
+/// first call sets it up. Tests of one binary run in parallel, so their lines mix.
+pub fn log_to_file() {
+    TEST_LOG.get_or_init(|| {
+        // Cargo's scratch directory for integration tests (under target/, not /tmp).
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("c2c-test-{}.log", std::process::id()));
+        if let Ok(file) = std::fs::File::create(&path) {
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .try_init();
+        }
+        path
+    });
+}
+
+/// The last lines of the test log, for a failure message (empty without one).
+pub fn test_log_tail(lines: usize) -> String {
+    let Some(path) = TEST_LOG.get() else {
+        return String::new();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let tail = all[all.len().saturating_sub(lines)..].join("\n");
+    format!("\n--- last {lines} lines of {} ---\n{tail}", path.display())
+}
+
 pub struct Cluster {
     pub uri: String,
     pub client: Client,
@@ -334,7 +367,8 @@ impl Harness {
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "timed out; last progress: {progress}"
+                    "timed out; last progress: {progress}{}",
+                    test_log_tail(60)
                 );
             } else {
                 assert!(Instant::now() < deadline, "timed out waiting for /progress");
@@ -401,7 +435,11 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}{}",
+            test_log_tail(60)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

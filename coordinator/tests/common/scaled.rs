@@ -97,6 +97,7 @@ impl Harness {
     /// Two testbeds, `workers` in-process workers and the REST API of a leader whose
     /// engine plans partitions of about `partition_bytes`.
     pub async fn start_scaled(workers: usize, partition_bytes: u64) -> (Harness, ScaleOut) {
+        super::log_to_file();
         let source = Cluster::start("C2C_TEST_SOURCE_URI", fast()).await;
         let destination = Cluster::start("C2C_TEST_DESTINATION_URI", fast()).await;
         let mut started = Vec::new();
