@@ -28,7 +28,8 @@ use super::fanout::{describe_failures, fan_out, CallError};
 use super::plan::{PartitionLoad, Plan};
 use super::store::PlanStore;
 use super::timing::{
-    ADMISSION_GRACE, DRAIN_TIMEOUT, REBALANCE_INTERVAL, RECONCILE_INTERVAL, WORKER_RPC_TIMEOUT,
+    ADMISSION_GRACE, DRAIN_TIMEOUT, REBALANCE_INTERVAL, RECONCILE_INTERVAL, REPORT_INTERVAL,
+    WORKER_RPC_TIMEOUT,
 };
 use super::workers::{fresh, LiveWorker, WorkerPool};
 
@@ -53,10 +54,15 @@ pub struct ClusterPlane {
     metadata: Metadata,
     pub(crate) pool: Arc<WorkerPool>,
     plan: Mutex<Option<Plan>>,
-    /// The assignment last acknowledged by each worker.
-    sent: Mutex<BTreeMap<String, AssignRequest>>,
+    /// The assignment last acknowledged by each worker, and when.
+    sent: Mutex<BTreeMap<String, Acknowledged>>,
     /// When the partition records were last read to give an idle worker work.
     rebalance_checked: Mutex<Option<Instant>>,
+}
+
+struct Acknowledged {
+    request: AssignRequest,
+    at: Instant,
 }
 
 fn fatal(what: &str, error: impl std::fmt::Display) -> EngineError {
@@ -237,12 +243,14 @@ impl ClusterPlane {
         }
         let ids: Vec<String> = self.live().into_iter().map(|w| w.id).collect();
         let fence = Some(self.fence(plan.epoch));
-        let acknowledged = self.sent.lock().clone();
-        let stopped = |worker: &str| {
-            acknowledged
-                .get(worker)
-                .is_some_and(|request| request.fence == fence)
-        };
+        let acknowledged: BTreeSet<String> = self
+            .sent
+            .lock()
+            .iter()
+            .filter(|(_, ack)| ack.request.fence == fence)
+            .map(|(worker, _)| worker.clone())
+            .collect();
+        let stopped = |worker: &str| acknowledged.contains(worker);
         let mut next = plan.clone();
         if !next.balance_shards(&ids, stopped) {
             return Ok(None);
@@ -376,16 +384,24 @@ impl ClusterPlane {
                 (w.id, request)
             })
             .filter(|(id, request)| {
-                let acknowledged = self.sent.lock().get(id) == Some(request);
+                let sent = self.sent.lock();
+                let Some(ack) = sent.get(id).filter(|ack| &ack.request == request) else {
+                    return true;
+                };
+                let report = reports.get(id);
                 // A worker that lost its lease stopped its share: it needs the
                 // assignment again once it holds a lease.
-                let running = reports.get(id).is_some_and(|seen| {
+                let running = report.is_some_and(|seen| {
                     seen.report.lease_held
                         && same_shards(&seen.report.owned_shards, &request.owned_shards)
                         && seen.report.fence == request.fence
                         && seen.report.partitions_assigned as usize == request.partitions.len()
                 });
-                !(acknowledged && running)
+                // Until the worker's first report after the ack arrives (a moment), the
+                // ack stands: a pass woken by another worker's milestone re-sent it.
+                let awaiting_report = report.is_none_or(|seen| seen.at < ack.at)
+                    && ack.at.elapsed() < REPORT_INTERVAL * 2;
+                !(running || awaiting_report)
             })
             .collect();
         if wanted.is_empty() {
@@ -408,9 +424,11 @@ impl ClusterPlane {
         .await;
         for (worker, outcome) in outcomes {
             if outcome.is_ok() {
-                self.sent
-                    .lock()
-                    .insert(worker.clone(), requests[&worker].clone());
+                let ack = Acknowledged {
+                    request: requests[&worker].clone(),
+                    at: Instant::now(),
+                };
+                self.sent.lock().insert(worker.clone(), ack);
             } else {
                 self.sent.lock().remove(&worker);
             }
