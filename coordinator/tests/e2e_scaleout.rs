@@ -394,3 +394,73 @@ async fn a_worker_without_its_lease_writes_nothing() {
     }
     harness.stop().await;
 }
+
+/// `/pause` right after a worker was killed (still registered): a worker that never
+/// answers fails the pause after its bound and syncing goes on (the leader's loop
+/// moves the dead worker's shard once its registration expires); a worker whose
+/// registration expires while the pause waits lets it succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_with_a_killed_worker_waits_for_its_lease_or_fails_and_keeps_syncing() {
+    let (harness, mut scale) = Harness::start_scaled(3, 64 * 1024).await;
+    load_databases(&harness.source.client, 200, 200).await;
+    let (status, body) = harness
+        .post(
+            "/api/v1/start",
+            json!({"source": "cluster0", "destination": "cluster1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    harness
+        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
+        .await;
+
+    // w2 dies and stays registered past the pause's bound: the pause fails...
+    scale.crash_worker("w2").await;
+    let (status, body) = harness.post("/api/v1/pause", json!({})).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["errorDescription"]
+            .as_str()
+            .unwrap_or("")
+            .contains("w2"),
+        "{body}"
+    );
+    assert_eq!(harness.progress().await["state"], "RUNNING");
+    // ... and the migration is still driven: once w2's lease expires its shard moves.
+    scale.expire_registration("w2");
+    write_round(&harness.source.client, 1).await;
+    eventually("w2's shard moves", Duration::from_secs(30), || async {
+        scale
+            .plane()
+            .plan()
+            .filter(|plan| !plan.workers().contains("w2"))
+    })
+    .await;
+    harness
+        .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
+        .await;
+
+    // w3 dies; its registration expires while the pause waits: the pause succeeds.
+    scale.crash_worker("w3").await;
+    let (paused, ()) = tokio::join!(harness.post("/api/v1/pause", json!({})), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        scale.expire_registration("w3");
+    });
+    assert_eq!(paused.0, 200, "{}", paused.1);
+    harness
+        .wait_for_state("PAUSED", Duration::from_secs(10))
+        .await;
+    write_round(&harness.source.client, 2).await;
+    let (status, body) = harness.post("/api/v1/resume", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    harness
+        .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
+        .await;
+    let plan = scale.plane().plan().expect("plan");
+    assert_eq!(
+        plan.workers(),
+        BTreeSet::from(["w1".to_string()]),
+        "{plan:?}"
+    );
+    harness.stop().await;
+}

@@ -28,8 +28,8 @@ use super::fanout::{describe_failures, fan_out, CallError};
 use super::plan::{PartitionLoad, Plan};
 use super::store::PlanStore;
 use super::timing::{
-    ADMISSION_GRACE, DRAIN_TIMEOUT, REBALANCE_INTERVAL, RECONCILE_INTERVAL, REPORT_INTERVAL,
-    WORKER_RPC_TIMEOUT,
+    ADMISSION_GRACE, DRAIN_TIMEOUT, PAUSE_TIMEOUT, REBALANCE_INTERVAL, RECONCILE_INTERVAL,
+    REPORT_INTERVAL, WORKER_RPC_TIMEOUT,
 };
 use super::workers::{fresh, LiveWorker, WorkerPool};
 
@@ -636,29 +636,52 @@ impl ClusterPlane {
         }
     }
 
+    /// Pauses every live worker. One that cannot be reached is tried again until it
+    /// answers or its registration expires — with its lease it stops writing, and it
+    /// gets its assignment held back when it registers again — for at most
+    /// `PAUSE_TIMEOUT`: a worker killed just before `/pause` delays the answer by its
+    /// lease, instead of failing it.
     async fn pause_all(&self) -> Result<()> {
         let Some(plan) = self.plan() else {
             return Ok(());
         };
         let fence = self.fence(plan.epoch);
-        let workers: Vec<String> = self.live().into_iter().map(|w| w.id).collect();
-        let outcomes = fan_out("Pause", workers, WORKER_RPC_TIMEOUT, |worker| {
-            let client = self.pool.client(&worker);
-            async move {
-                let mut client = client.ok_or(CallError::NotConnected)?;
-                client
-                    .pause(WorkerCommand { fence: Some(fence) })
-                    .await
-                    .map_err(CallError::Status)
-            }
-        })
-        .await;
+        let started = Instant::now();
+        let mut pending: BTreeSet<String> = self.live().into_iter().map(|w| w.id).collect();
         self.sent.lock().clear();
-        match describe_failures(&outcomes) {
-            Some(failures) => Err(EngineError::Fatal(format!(
-                "pausing the workers failed: {failures}"
-            ))),
-            None => Ok(()),
+        loop {
+            let outcomes = fan_out("Pause", pending.clone(), WORKER_RPC_TIMEOUT, |worker| {
+                let client = self.pool.client(&worker);
+                async move {
+                    let mut client = client.ok_or(CallError::NotConnected)?;
+                    client
+                        .pause(WorkerCommand { fence: Some(fence) })
+                        .await
+                        .map_err(CallError::Status)
+                }
+            })
+            .await;
+            let Some(failures) = describe_failures(&outcomes) else {
+                return Ok(());
+            };
+            let registered: BTreeSet<String> =
+                self.registered().into_iter().map(|w| w.id).collect();
+            pending = outcomes
+                .into_iter()
+                .filter(|(worker, outcome)| outcome.is_err() && registered.contains(worker))
+                .map(|(worker, _)| worker)
+                .collect();
+            if pending.is_empty() {
+                tracing::info!("paused; the workers that did not answer are no longer registered");
+                return Ok(());
+            }
+            if started.elapsed() > PAUSE_TIMEOUT {
+                return Err(EngineError::Fatal(format!(
+                    "pausing the workers failed: {failures}"
+                )));
+            }
+            tracing::warn!(failures = %failures, "pausing: waiting for workers to answer or their registration to expire");
+            tokio::time::sleep(RECONCILE_INTERVAL).await;
         }
     }
 }

@@ -8,6 +8,9 @@ pub const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 pub const WORKER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// One worker RPC; the commit drain has its own, longer bound.
 pub const WORKER_RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `/pause` waits for a worker that does not answer to answer or to lose its
+/// registration (its lease: 3 s by default) before it fails, and syncing goes on.
+pub const PAUSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long commit step 3 waits for the workers before the step fails (it is retried
 /// by calling `/commit` again or by the next leader).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);

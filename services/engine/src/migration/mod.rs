@@ -273,10 +273,18 @@ impl Migration {
     }
 
     /// Stops reading and writing (within a second for each task), keeping checkpoints.
-    pub async fn pause(&self) -> Result<()> {
+    /// When the workers cannot all be paused, syncing goes on as before and the error
+    /// says why.
+    pub async fn pause(self: &Arc<Self>) -> Result<()> {
         self.stop_run().await;
         if let Some(plane) = &self.plane {
-            plane.pause().await?;
+            if let Err(error) = plane.pause().await {
+                // Not paused: the run drives the workers again. Left stopped, the
+                // migration showed RUNNING (and its last counters) while nothing
+                // reassigned a lost worker's shards.
+                self.spawn_run(CancellationToken::new(), None);
+                return Err(error);
+            }
         }
         self.progress.set_phase(Phase::Paused);
         Ok(())
@@ -307,9 +315,13 @@ impl Migration {
         Ok(())
     }
 
-    /// Stops everything (process shutdown).
+    /// Stops everything (process shutdown), whether or not every worker answers.
     pub async fn shutdown(&self) {
-        let _ = self.pause().await;
+        self.stop_run().await;
+        if let Some(plane) = &self.plane {
+            let _ = plane.pause().await;
+        }
+        self.progress.set_phase(Phase::Paused);
     }
 
     pub(crate) fn spawn_run(
