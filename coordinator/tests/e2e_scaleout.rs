@@ -11,13 +11,24 @@ use std::time::Duration;
 
 use bson::doc;
 use c2c_engine::filter::NamespaceFilter;
-use common::{
-    assert_equal, eventually, load_databases, runs_reversed, write_round, Harness,
-    SCALEOUT_DATABASES,
-};
+use common::{eventually, load_databases, runs_reversed, write_round, Harness, SCALEOUT_DATABASES};
 use serde_json::json;
 
 const CONVERGE: Duration = Duration::from_secs(120);
+
+/// `workers` in-process workers syncing 4 small databases (64 KiB partitions), started
+/// through the REST API and in steady state (canCommit true).
+async fn in_steady_state(workers: usize) -> (Harness, common::scaled::ScaleOut) {
+    let (harness, scale) = Harness::start_scaled(workers, 64 * 1024).await;
+    load_databases(&harness.source.client, 200, 200).await;
+    harness
+        .start_until_can_commit(
+            json!({"source": "cluster0", "destination": "cluster1"}),
+            CONVERGE,
+        )
+        .await;
+    (harness, scale)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_copy_apply_lose_one_and_commit() {
@@ -116,14 +127,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
             .any(|name| name.starts_with("verifier_ranges_shard")),
         "per-shard verifier state: {internal:?}"
     );
-    let report = c2c_engine::compare::compare_clusters(
-        &harness.source.client,
-        &harness.destination.client,
-        &NamespaceFilter::default(),
-    )
-    .await
-    .expect("compare");
-    assert_equal(&report);
+    harness.assert_clusters_equal().await;
     for worker in &scale.workers {
         let report = worker.service.report().await;
         assert!(report.lease_held, "{report:?}");
@@ -154,18 +158,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
 /// only the killed worker could have applied are on the destination after COMMITTED.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_at_commit_has_its_shards_drained_by_a_survivor() {
-    let (harness, mut scale) = Harness::start_scaled(2, 64 * 1024).await;
-    load_databases(&harness.source.client, 200, 200).await;
-    let (status, body) = harness
-        .post(
-            "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    harness
-        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
-        .await;
+    let (harness, mut scale) = in_steady_state(2).await;
     let plan = scale.plane().plan().expect("plan");
     let killed_shards = plan.shards_of("w2");
     let killed_databases: Vec<String> = plan
@@ -204,14 +197,7 @@ async fn a_worker_killed_at_commit_has_its_shards_drained_by_a_survivor() {
             "{db}: writes of the killed worker's shard before Tc"
         );
     }
-    let report = c2c_engine::compare::compare_clusters(
-        &harness.source.client,
-        &harness.destination.client,
-        &NamespaceFilter::default(),
-    )
-    .await
-    .expect("compare");
-    assert_equal(&report);
+    harness.assert_clusters_equal().await;
     harness.stop().await;
 }
 
@@ -221,18 +207,7 @@ async fn a_worker_killed_at_commit_has_its_shards_drained_by_a_survivor() {
 /// while the application keeps writing; the commit then drains both owners.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_added_in_steady_state_takes_a_stream_shard() {
-    let (harness, mut scale) = Harness::start_scaled(2, 64 * 1024).await;
-    load_databases(&harness.source.client, 200, 200).await;
-    let (status, body) = harness
-        .post(
-            "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    harness
-        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
-        .await;
+    let (harness, mut scale) = in_steady_state(2).await;
     scale.lose_worker("w2").await;
     let doubled = eventually("w1 owns both shards", Duration::from_secs(30), || async {
         scale
@@ -287,14 +262,7 @@ async fn a_worker_added_in_steady_state_takes_a_stream_shard() {
     let (status, body) = harness.post("/api/v1/commit", json!({})).await;
     assert_eq!(status, 200, "{body}");
     harness.wait_for_state("COMMITTED", CONVERGE).await;
-    let report = c2c_engine::compare::compare_clusters(
-        &harness.source.client,
-        &harness.destination.client,
-        &NamespaceFilter::default(),
-    )
-    .await
-    .expect("compare");
-    assert_equal(&report);
+    harness.assert_clusters_equal().await;
     harness.stop().await;
 }
 
@@ -401,18 +369,7 @@ async fn a_worker_without_its_lease_writes_nothing() {
 /// registration expires while the pause waits lets it succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_with_a_killed_worker_waits_for_its_lease_or_fails_and_keeps_syncing() {
-    let (harness, mut scale) = Harness::start_scaled(3, 64 * 1024).await;
-    load_databases(&harness.source.client, 200, 200).await;
-    let (status, body) = harness
-        .post(
-            "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    harness
-        .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
-        .await;
+    let (harness, mut scale) = in_steady_state(3).await;
 
     // w2 dies and stays registered past the pause's bound: the pause fails...
     scale.crash_worker("w2").await;

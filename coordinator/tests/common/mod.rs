@@ -377,6 +377,26 @@ impl Harness {
         }
     }
 
+    /// `POST /start` with `body`, which must be accepted, then waits until canCommit.
+    pub async fn start_until_can_commit(&self, body: Value, timeout: Duration) -> Value {
+        let (status, answer) = self.post("/api/v1/start", body).await;
+        assert_eq!(status, 200, "{answer}");
+        self.wait_for(|p| p["canCommit"] == true, timeout).await
+    }
+
+    /// Compares both clusters whole, document by document, once: they must be equal
+    /// (e.g. after COMMITTED, when nothing moves any more).
+    pub async fn assert_clusters_equal(&self) {
+        let report = compare_clusters(
+            &self.source.client,
+            &self.destination.client,
+            &NamespaceFilter::default(),
+        )
+        .await
+        .expect("compare");
+        assert_equal(&report);
+    }
+
     /// Waits for canCommit, then until both sides compare equal through `filter`.
     pub async fn wait_until_equal(
         &self,
