@@ -410,7 +410,7 @@ impl Metadata {
     }
 
     pub async fn load_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
-        let documents = find_all_sorted("load namespaces", &self.namespaces).await?;
+        let documents = find_sorted("load namespaces", &self.namespaces, doc! {}).await?;
         documents
             .into_iter()
             .map(|mut document| {
@@ -502,7 +502,7 @@ impl Metadata {
     }
 
     pub async fn load_partitions(&self) -> Result<Vec<PartitionRecord>> {
-        let documents = find_all_sorted("load partitions", &self.partitions).await?;
+        let documents = find_sorted("load partitions", &self.partitions, doc! {}).await?;
         documents
             .iter()
             .map(PartitionRecord::from_document)
@@ -517,15 +517,7 @@ impl Metadata {
         let mut found: HashMap<String, PartitionRecord> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(PARTITION_IDS_PER_QUERY) {
             let filter = doc! {"_id": {"$in": chunk}};
-            let documents: Vec<Document> = retry("load partitions by id", || async {
-                self.partitions
-                    .find(filter.clone())
-                    .await?
-                    .try_collect()
-                    .await
-            })
-            .await
-            .map_err(EngineError::destination)?;
+            let documents = find_sorted("load partitions by id", &self.partitions, filter).await?;
             for document in &documents {
                 let record = PartitionRecord::from_document(document)?;
                 found.insert(record.id.clone(), record);
@@ -635,11 +627,15 @@ async fn upsert_by_id(
 /// namespace names plus an index).
 const PARTITION_IDS_PER_QUERY: usize = 1_000;
 
-/// Every document of a metadata collection, in `_id` order.
-async fn find_all_sorted(what: &str, collection: &Collection<Document>) -> Result<Vec<Document>> {
+/// The documents of a metadata collection that match `filter`, in `_id` order.
+async fn find_sorted(
+    what: &str,
+    collection: &Collection<Document>,
+    filter: Document,
+) -> Result<Vec<Document>> {
     retry(what, || async {
         collection
-            .find(doc! {})
+            .find(filter.clone())
             .sort(doc! {"_id": 1})
             .await?
             .try_collect()
