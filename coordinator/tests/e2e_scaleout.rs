@@ -276,13 +276,9 @@ async fn a_worker_that_joins_during_the_copy_takes_unstarted_partitions() {
         .source
         .admin(doc! {"testbedSetLatency": 1, "ms": 5})
         .await;
-    let (status, body) = harness
-        .post(
-            "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
-        )
+    harness
+        .start_sync(json!({"source": "cluster0", "destination": "cluster1"}))
         .await;
-    assert_eq!(status, 200, "{body}");
     let copying = eventually("the copy runs", CONVERGE, || async {
         let plane = scale.plane();
         plane.plan().filter(|_| plane.partitions_done() > 0)
@@ -338,13 +334,9 @@ async fn a_worker_without_its_lease_writes_nothing() {
         .lease
         .lost
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let (status, body) = harness
-        .post(
-            "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
-        )
+    harness
+        .start_sync(json!({"source": "cluster0", "destination": "cluster1"}))
         .await;
-    assert_eq!(status, 200, "{body}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     for db in SCALEOUT_DATABASES {
         let count = harness

@@ -377,10 +377,15 @@ impl Harness {
         }
     }
 
-    /// `POST /start` with `body`, which must be accepted, then waits until canCommit.
-    pub async fn start_until_can_commit(&self, body: Value, timeout: Duration) -> Value {
+    /// `POST /start` with `body`, which must be accepted.
+    pub async fn start_sync(&self, body: Value) {
         let (status, answer) = self.post("/api/v1/start", body).await;
         assert_eq!(status, 200, "{answer}");
+    }
+
+    /// `POST /start` with `body`, which must be accepted, then waits until canCommit.
+    pub async fn start_until_can_commit(&self, body: Value, timeout: Duration) -> Value {
+        self.start_sync(body).await;
         self.wait_for(|p| p["canCommit"] == true, timeout).await
     }
 

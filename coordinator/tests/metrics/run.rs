@@ -38,13 +38,9 @@ async fn counters_follow_the_data_of_c2c_run() {
         .source
         .admin(doc! {"testbedSetLatency": 1, "ms": 2})
         .await;
-    let (status, body) = harness
-        .post(
-            "/api/v1/start",
-            json!({"source": "cluster0", "destination": "cluster1"}),
-        )
+    harness
+        .start_sync(json!({"source": "cluster0", "destination": "cluster1"}))
         .await;
-    assert_eq!(status, 200, "{body}");
 
     // During the copy: the copied counters only grow, and stop at what was loaded.
     let mut last_documents = 0.0;
