@@ -235,11 +235,13 @@ impl ClusterPlane {
     /// ([`Plan::balance_shards`]); the old owner has stopped it once it acknowledged
     /// the plan that released it. Moves start only in steady state: a shard moved
     /// during the copy is read again from T0 by its new owner, which a copy longer than
-    /// the oplog window cannot afford. A move under way is always finished.
-    async fn balance_shards(&self, plan: &Plan, context: &SyncContext) -> Result<Option<Plan>> {
+    /// the oplog window cannot afford. A move under way is always finished. Runs on
+    /// every pass: `plan` (which may still list every finished partition) is changed in
+    /// place, not copied, and only a changed plan is persisted.
+    async fn balance_shards(&self, plan: &mut Plan, context: &SyncContext) -> Result<()> {
         let steady = context.progress.phase() == Some(Phase::SteadyState);
         if plan.shard_count == 0 || (plan.releasing.is_empty() && !steady) {
-            return Ok(None);
+            return Ok(());
         }
         let ids: Vec<String> = self.live().into_iter().map(|w| w.id).collect();
         let fence = Some(self.fence(plan.epoch));
@@ -251,17 +253,17 @@ impl ClusterPlane {
             .map(|(worker, _)| worker.clone())
             .collect();
         let stopped = |worker: &str| acknowledged.contains(worker);
-        let mut next = plan.clone();
-        if !next.balance_shards(&ids, stopped) {
-            return Ok(None);
+        // Plan::balance_shards leaves the plan untouched when it returns false.
+        if !plan.balance_shards(&ids, stopped) {
+            return Ok(());
         }
-        let step = if next.releasing.is_empty() {
+        let step = if plan.releasing.is_empty() {
             "stream shard given to a worker that owned none (its old owner stopped it)"
         } else {
             "stream shard released, for a worker that owns none (its owner stops it first)"
         };
-        tracing::info!(epoch = plan.epoch + 1, releasing = ?next.releasing, owners = ?next.shard_owners, "{step}");
-        self.adopt(next, plan.epoch, &ids).await.map(Some)
+        tracing::info!(epoch = plan.epoch + 1, releasing = ?plan.releasing, owners = ?plan.shard_owners, "{step}");
+        self.adopt(plan, &ids).await
     }
 
     /// Whether a live worker has no partition left to copy while another, by its
@@ -302,22 +304,21 @@ impl ClusterPlane {
 
     /// A shard being moved when the commit's drain starts gets an owner at once (back to
     /// its old owner if live): the drain assigns and drains every owned shard itself.
-    async fn settle_released_shards(&self, plan: Plan) -> Result<Plan> {
+    async fn settle_released_shards(&self, plan: &mut Plan) -> Result<()> {
         let ids: Vec<String> = self.live().into_iter().map(|w| w.id).collect();
-        let mut next = plan.clone();
-        if !next.settle_released_shards(&ids) {
-            return Ok(plan);
+        if !plan.settle_released_shards(&ids) {
+            return Ok(());
         }
-        self.adopt(next, plan.epoch, &ids).await
+        self.adopt(plan, &ids).await
     }
 
-    /// Makes `next`, changed from the plan of epoch `previous`, the plan: one epoch
-    /// later, persisted, then current.
-    async fn adopt(&self, mut next: Plan, previous: u64, workers: &[String]) -> Result<Plan> {
-        next.epoch = previous + 1;
-        self.persist(&next, workers).await?;
-        *self.plan.lock() = Some(next.clone());
-        Ok(next)
+    /// Makes `changed` (still carrying the current epoch) the plan: one epoch later,
+    /// persisted, then current.
+    async fn adopt(&self, changed: &mut Plan, workers: &[String]) -> Result<()> {
+        changed.epoch += 1;
+        self.persist(changed, workers).await?;
+        *self.plan.lock() = Some(changed.clone());
+        Ok(())
     }
 
     async fn persist(&self, plan: &Plan, workers: &[String]) -> Result<()> {
@@ -540,9 +541,7 @@ impl ClusterPlane {
         let mut milestones = self.pool.milestones();
         loop {
             if let Some(mut plan) = self.reconcile(context.copy).await? {
-                if let Some(balanced) = self.balance_shards(&plan, &context).await? {
-                    plan = balanced;
-                }
+                self.balance_shards(&mut plan, &context).await?;
                 self.send_assignments(&plan, &context).await;
                 self.aggregate(&plan, &context)?;
             }
@@ -570,7 +569,7 @@ impl ClusterPlane {
         };
         loop {
             // Shards of lost workers move to survivors first: none is skipped.
-            let Some(plan) = self.reconcile(false).await? else {
+            let Some(mut plan) = self.reconcile(false).await? else {
                 if started.elapsed() > DRAIN_TIMEOUT {
                     return Err(EngineError::Fatal(
                         "no worker is alive to apply the change events up to the commit point"
@@ -580,7 +579,7 @@ impl ClusterPlane {
                 tokio::time::sleep(RECONCILE_INTERVAL).await;
                 continue;
             };
-            let plan = self.settle_released_shards(plan).await?;
+            self.settle_released_shards(&mut plan).await?;
             let owners: BTreeSet<String> = plan.shard_owners.values().cloned().collect();
             // A worker drains the shards of its latest assignment, so every owner gets
             // this plan's first (held back: the drain runs them). Otherwise a shard moved
