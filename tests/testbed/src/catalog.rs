@@ -81,6 +81,14 @@ impl Stored {
         }
     }
 
+    /// The document's BSON when it is kept encoded.
+    pub fn encoded(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Shared { .. } => None,
+            Body::Encoded(bytes) => Some(bytes),
+        }
+    }
+
     /// Runs `f` on the document without copying it when it is kept decoded.
     pub fn with_document<T>(&self, f: impl FnOnce(&Document) -> T) -> T {
         match &self.body {
@@ -357,11 +365,6 @@ impl Collection {
 pub fn encode(document: &Document) -> CmdResult<Box<[u8]>> {
     with_encoded(document, |bytes| Box::from(bytes))
         .map_err(|e| CommandError::new(ErrorCode::BadValue, format!("cannot store document: {e}")))
-}
-
-/// The document's BSON size, 0 if it cannot be encoded.
-pub fn bson_size(document: &Document) -> usize {
-    with_encoded(document, <[u8]>::len).unwrap_or(0)
 }
 
 /// Runs `f` on `document`'s BSON, encoded into a buffer each thread reuses.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bson::{Bson, Document};
 
+use crate::batch::EncodedBatch;
 use crate::bson_cmp::Key;
 use crate::catalog::Stored;
 use crate::changestream::ChangeStreamCursor;
@@ -52,13 +53,35 @@ pub struct FindCursor {
     pub limit_remaining: Option<u64>,
 }
 
+/// A document a scan reached: in the store, or computed for this cursor.
+enum Candidate<'s> {
+    Stored(&'s Stored),
+    Computed(Arc<Document>),
+}
+
+impl Candidate<'_> {
+    fn with_document<T>(&self, f: impl FnOnce(&Document) -> T) -> T {
+        match self {
+            Candidate::Stored(stored) => stored.with_document(f),
+            Candidate::Computed(document) => f(document),
+        }
+    }
+
+    fn into_shared(self) -> Arc<Document> {
+        match self {
+            Candidate::Stored(stored) => stored.document(),
+            Candidate::Computed(document) => document,
+        }
+    }
+}
+
 impl FindCursor {
     /// The next batch, and whether the cursor is exhausted.
     pub fn next_batch(
         &mut self,
         store: &Store,
         batch_size: Option<u64>,
-    ) -> CmdResult<(Vec<Document>, bool)> {
+    ) -> CmdResult<(EncodedBatch, bool)> {
         if let Some(uuid) = self.uuid {
             let alive = store
                 .catalog
@@ -77,38 +100,35 @@ impl FindCursor {
                 ));
             }
         }
-        let mut batch = Vec::new();
-        let mut bytes = 0usize;
+        let mut batch = EncodedBatch::default();
         let wanted = batch_size.unwrap_or(u64::MAX);
         loop {
             if batch.len() as u64 >= wanted || self.limit_remaining == Some(0) {
                 break;
             }
             let saved = self.save_position();
-            let Some((document, stored_size)) = self.next_match(store) else {
+            let Some(candidate) = self.next_match(store) else {
                 return Ok((batch, true));
             };
-            let (output, size, unread) = match &self.projection {
-                Some(projection) => {
-                    let output = projection.apply_with_match(&document, self.matcher.as_ref())?;
-                    let size = crate::catalog::bson_size(&output);
-                    (output, size, Some(document))
+            let mark = batch.byte_len();
+            match (&self.projection, &candidate) {
+                (Some(projection), _) => {
+                    let output = candidate.with_document(|document| {
+                        projection.apply_with_match(document, self.matcher.as_ref())
+                    })?;
+                    batch.push_document(&output)?;
                 }
-                None => {
-                    let size = stored_size.unwrap_or_else(|| crate::catalog::bson_size(&document));
-                    // Scans decode for this read alone: no copy needed.
-                    let output =
-                        Arc::try_unwrap(document).unwrap_or_else(|shared| (*shared).clone());
-                    (output, size, None)
-                }
-            };
-            if !batch.is_empty() && bytes + size > MAX_BATCH_BYTES {
-                let unread = unread.unwrap_or_else(|| Arc::new(output));
-                self.restore_position(saved, unread);
+                (None, Candidate::Stored(stored)) => match stored.encoded() {
+                    Some(bytes) => batch.push_bytes(bytes),
+                    None => stored.with_document(|document| batch.push_document(document))?,
+                },
+                (None, Candidate::Computed(document)) => batch.push_document(document)?,
+            }
+            if batch.len() > 1 && batch.byte_len() > MAX_BATCH_BYTES {
+                batch.pop_to(mark);
+                self.restore_position(saved, candidate);
                 break;
             }
-            bytes += size;
-            batch.push(output);
             if let Some(limit) = &mut self.limit_remaining {
                 *limit -= 1;
             }
@@ -125,23 +145,22 @@ impl FindCursor {
         }
     }
 
-    /// Un-reads `document` (a batch was full) so the next batch starts with it.
-    fn restore_position(&mut self, saved: SavedPosition, document: Arc<Document>) {
+    /// Un-reads `candidate` (a batch was full) so the next batch starts with it.
+    fn restore_position(&mut self, saved: SavedPosition, candidate: Candidate) {
         match (&mut self.scan, saved) {
-            (Scan::Materialised(queue), _) => queue.push_front(document),
+            (Scan::Materialised(queue), _) => queue.push_front(candidate.into_shared()),
             (Scan::Id { after, .. }, SavedPosition::Id(previous)) => *after = previous,
             (Scan::Natural { after, .. }, SavedPosition::Natural(previous)) => *after = previous,
             _ => {}
         }
     }
 
-    /// The next matching document, with its stored BSON size when it was read from the
-    /// collection (so the batch need not encode it to size it).
-    fn next_match(&mut self, store: &Store) -> Option<(Arc<Document>, Option<usize>)> {
+    /// The next document that passes the filter and the skip.
+    fn next_match<'s>(&mut self, store: &'s Store) -> Option<Candidate<'s>> {
         loop {
-            let (document, size) = self.next_raw(store)?;
+            let candidate = self.next_raw(store)?;
             if let Some(matcher) = &self.matcher {
-                if !matcher.matches(&document) {
+                if !candidate.with_document(|document| matcher.matches(document)) {
                     continue;
                 }
             }
@@ -149,14 +168,13 @@ impl FindCursor {
                 self.skip -= 1;
                 continue;
             }
-            return Some((document, size));
+            return Some(candidate);
         }
     }
 
-    fn next_raw(&mut self, store: &Store) -> Option<(Arc<Document>, Option<usize>)> {
-        let read = |stored: &Stored| (stored.document(), Some(stored.size()));
+    fn next_raw<'s>(&mut self, store: &'s Store) -> Option<Candidate<'s>> {
         match &mut self.scan {
-            Scan::Materialised(queue) => queue.pop_front().map(|document| (document, None)),
+            Scan::Materialised(queue) => queue.pop_front().map(Candidate::Computed),
             Scan::Id {
                 forward,
                 after,
@@ -188,7 +206,7 @@ impl FindCursor {
                     range.next_back()?
                 };
                 *after = Some(key.clone());
-                Some(read(stored))
+                Some(Candidate::Stored(stored))
             }
             Scan::Natural { forward, after } => {
                 let collection = store.catalog.collection(&self.db, &self.coll)?;
@@ -200,7 +218,7 @@ impl FindCursor {
                 };
                 let (record, id) = found?;
                 *after = Some(*record);
-                collection.docs.get(id).map(read)
+                collection.docs.get(id).map(Candidate::Stored)
             }
         }
     }

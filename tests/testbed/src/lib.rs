@@ -19,6 +19,7 @@
 
 pub mod aggregate;
 pub mod auth;
+mod batch;
 pub mod bson_cmp;
 mod catalog;
 mod changestream;

@@ -188,10 +188,11 @@ impl Store {
         Ok(())
     }
 
-    /// Prepares a document for insert as mongod's `fixDocumentForInsert` does; returns it
+    /// Prepares a document for insert as mongod's `fixDocumentForInsert` does (`_id`
+    /// first, generated if missing; empty top-level timestamps set to `ts`); returns it
     /// with its BSON bytes.
     pub fn fix_for_insert(
-        document: &Document,
+        document: Document,
         ts: Timestamp,
         bypass_empty_ts: bool,
     ) -> CmdResult<(Document, Box<[u8]>)> {
@@ -218,26 +219,31 @@ impl Store {
                 _ => {}
             }
         }
-        let mut fixed = Document::new();
-        fixed.insert(
-            "_id",
+        let is_empty_ts =
+            |value: &Bson| matches!(value, Bson::Timestamp(t) if t.time == 0 && t.increment == 0);
+        // Drivers put `_id` first and documents rarely carry empty timestamps: such a
+        // document is stored as it came, without rebuilding it.
+        let already_fixed = document.keys().next().is_some_and(|key| key == "_id")
+            && (bypass_empty_ts || !document.values().any(is_empty_ts));
+        let fixed = if already_fixed {
             document
-                .get("_id")
-                .cloned()
-                .unwrap_or_else(|| Bson::ObjectId(ObjectId::new())),
-        );
-        for (key, value) in document {
-            if key == "_id" {
-                continue;
-            }
-            let value = match value {
-                Bson::Timestamp(t) if t.time == 0 && t.increment == 0 && !bypass_empty_ts => {
+        } else {
+            let mut document = document;
+            let id = document
+                .remove("_id")
+                .unwrap_or_else(|| Bson::ObjectId(ObjectId::new()));
+            let mut fixed = Document::new();
+            fixed.insert("_id", id);
+            for (key, value) in document {
+                let value = if !bypass_empty_ts && is_empty_ts(&value) {
                     Bson::Timestamp(ts)
-                }
-                other => other.clone(),
-            };
-            fixed.insert(key.clone(), value);
-        }
+                } else {
+                    value
+                };
+                fixed.insert(key, value);
+            }
+            fixed
+        };
         let encoded = crate::catalog::encode(&fixed)?;
         let size = encoded.len();
         if size > MAX_BSON_SIZE {
@@ -256,7 +262,7 @@ impl Store {
         &mut self,
         db: &str,
         coll: &str,
-        document: &Document,
+        document: Document,
         bypass_empty_ts: bool,
     ) -> CmdResult<Arc<Document>> {
         self.ensure_collection(db, coll)?;

@@ -41,7 +41,12 @@ fn finish_write(reply: &mut Document, errors: Vec<Document>) {
     }
 }
 
-pub fn insert(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdResult<Document> {
+pub fn insert(
+    server: &Server,
+    ctx: &ConnCtx,
+    db: &str,
+    body: &mut Document,
+) -> CmdResult<Document> {
     check_fields(
         "insert",
         body,
@@ -54,7 +59,12 @@ pub fn insert(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdR
         ],
     )?;
     let coll = collection_arg("insert", body)?;
-    let documents = statements(body, "documents", "insert")?;
+    statements(body, "documents", "insert")?;
+    // The documents are stored as they are: take them rather than copy each one.
+    let documents = match body.get_mut("documents") {
+        Some(Bson::Array(items)) => std::mem::take(items),
+        _ => Vec::new(),
+    };
     let bypass_empty_ts = matches!(
         body.get("bypassEmptyTsReplacement"),
         Some(Bson::Boolean(true))
@@ -63,7 +73,7 @@ pub fn insert(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdR
     let mut inserted = 0;
     let mut errors = Vec::new();
     let mut store = server.store.lock();
-    for (index, document) in documents.iter().enumerate() {
+    for (index, document) in documents.into_iter().enumerate() {
         let outcome = match document {
             Bson::Document(document) => check_writes_allowed(server, ctx, db).and_then(|_| {
                 store
@@ -205,7 +215,7 @@ fn upsert(
         with_id.extend(document);
         document = with_id;
     }
-    store.insert(db, coll, &document, false)
+    store.insert(db, coll, document, false)
 }
 
 fn run_update_statement(

@@ -61,14 +61,14 @@ struct LabelFacts {
     change_stream: bool,
 }
 
-pub async fn execute(server: &Arc<Server>, ctx: &mut ConnCtx, body: Document) -> Outcome {
+pub async fn execute(server: &Arc<Server>, ctx: &mut ConnCtx, mut body: Document) -> Outcome {
     let name = body.keys().next().cloned().unwrap_or_default();
     let facts = LabelFacts {
         has_txn_number: body.contains_key("txnNumber"),
         in_transaction: body.contains_key("autocommit"),
         change_stream: is_change_stream_command(&name, &body),
     };
-    let result = run(server, ctx, &name, &body).await;
+    let result = run(server, ctx, &name, &mut body).await;
     match result {
         Ok(Some(reply)) => Outcome::Reply(decorate(server, reply)),
         Ok(None) => Outcome::Close,
@@ -114,7 +114,8 @@ async fn run(
     server: &Arc<Server>,
     ctx: &mut ConnCtx,
     name: &str,
-    body: &Document,
+    // Mutable so that a write command can take its statements instead of copying them.
+    body: &mut Document,
 ) -> CmdResult<Option<Document>> {
     let db = match body.get("$db") {
         Some(Bson::String(db)) => db.clone(),
@@ -231,7 +232,7 @@ async fn dispatch(
     ctx: &mut ConnCtx,
     name: &str,
     db: &str,
-    body: &Document,
+    body: &mut Document,
 ) -> CmdResult<Document> {
     match name {
         "hello" | "isMaster" | "ismaster" => hello::hello(server, ctx, name, body).await,

@@ -37,7 +37,7 @@ fn cursor_batch_size(body: &Document) -> CmdResult<Option<u64>> {
     }
 }
 
-fn first_batch_reply(id: i64, ns: &str, batch: Vec<Document>) -> Document {
+fn first_batch_reply(id: i64, ns: &str, batch: Bson) -> Document {
     doc! {"cursor": {"firstBatch": batch, "id": id, "ns": ns}}
 }
 
@@ -45,7 +45,7 @@ fn first_batch_reply(id: i64, ns: &str, batch: Vec<Document>) -> Document {
 fn reply_with_cursor(
     server: &Server,
     ns: String,
-    batch: Vec<Document>,
+    batch: Bson,
     exhausted: bool,
     cursor: Option<CursorKind>,
     body: &Document,
@@ -149,7 +149,7 @@ pub fn find(server: &Server, db: &str, body: &Document) -> CmdResult<Document> {
         check_collection_uuid(&store, db, &coll, expected)?;
     }
     let Some(collection) = store.catalog.collection(db, &coll) else {
-        return Ok(first_batch_reply(0, &ns, Vec::new()));
+        return Ok(first_batch_reply(0, &ns, Bson::Array(Vec::new())));
     };
     if let CollKind::View { .. } = collection.kind {
         return Err(CommandError::not_implemented(format!(
@@ -200,7 +200,7 @@ pub fn find(server: &Server, db: &str, body: &Document) -> CmdResult<Document> {
     Ok(reply_with_cursor(
         server,
         ns,
-        batch,
+        batch.into(),
         exhausted,
         Some(CursorKind::Find(Box::new(cursor))),
         body,
@@ -567,7 +567,7 @@ pub async fn get_more(server: &Arc<Server>, db: &str, body: &Document) -> CmdRes
         CursorKind::Find(find) => {
             let store = server.store.lock();
             find.next_batch(&store, batch_size)
-                .map(|(batch, exhausted)| (batch, exhausted, None))
+                .map(|(batch, exhausted)| (Bson::from(batch), exhausted, None))
         }
         CursorKind::ChangeStream(stream) => change_stream_batch(
             server,
@@ -578,7 +578,7 @@ pub async fn get_more(server: &Arc<Server>, db: &str, body: &Document) -> CmdRes
         .await
         .map(|(batch, pbrt)| {
             let closed = stream.closed;
-            (batch, closed, Some(pbrt))
+            (Bson::from(batch), closed, Some(pbrt))
         }),
     };
     match result {
@@ -855,7 +855,7 @@ pub fn aggregate(server: &Server, db: &str, body: &Document) -> CmdResult<Docume
     Ok(reply_with_cursor(
         server,
         ns,
-        batch,
+        batch.into(),
         exhausted,
         Some(CursorKind::Find(Box::new(cursor))),
         body,
@@ -1092,7 +1092,7 @@ fn open_change_stream(
     let mut reply = reply_with_cursor(
         server,
         ns,
-        batch,
+        batch.into(),
         closed,
         Some(CursorKind::ChangeStream(Box::new(cursor))),
         body,
