@@ -29,30 +29,24 @@ pub struct Stored {
     body: Body,
 }
 
-/// How a testbed keeps its documents (`TestbedConfig::compact_documents`).
+/// How a testbed keeps a document (`TestbedConfig::compact_documents`): always its BSON,
+/// which reads copy straight into replies, and unless compact the decoded document too,
+/// shared with the oplog, so matching, updates and change events decode nothing.
 #[derive(Debug, Clone)]
-pub enum Body {
-    /// Decoded and shared with the oplog: reads and writes cost no encoding or decoding.
-    Shared {
-        document: Arc<Document>,
-        size: usize,
-    },
-    /// BSON bytes, decoded per read: a decoded `Document` of a few small fields takes
-    /// three times its BSON size, which caps the datasets a testbed can hold (the
-    /// verifier benchmark needs millions of documents per side).
-    Encoded(Box<[u8]>),
+pub struct Body {
+    /// None when compact: a decoded `Document` of a few small fields takes three times
+    /// its BSON size, which caps the datasets a testbed can hold (the verifier benchmark
+    /// needs millions of documents per side).
+    document: Option<Arc<Document>>,
+    encoded: Box<[u8]>,
 }
 
 impl Body {
     /// How a store keeps `document`, whose BSON is `encoded`.
     pub fn new(compact: bool, document: &Arc<Document>, encoded: Box<[u8]>) -> Body {
-        if compact {
-            Body::Encoded(encoded)
-        } else {
-            Body::Shared {
-                document: document.clone(),
-                size: encoded.len(),
-            }
+        Body {
+            document: (!compact).then(|| document.clone()),
+            encoded,
         }
     }
 }
@@ -60,51 +54,40 @@ impl Body {
 impl Stored {
     /// BSON size of the document.
     pub fn size(&self) -> usize {
-        match &self.body {
-            Body::Shared { size, .. } => *size,
-            Body::Encoded(bytes) => bytes.len(),
-        }
+        self.body.encoded.len()
     }
 
     pub fn document(&self) -> Arc<Document> {
-        match &self.body {
-            Body::Shared { document, .. } => document.clone(),
-            Body::Encoded(bytes) => Arc::new(decode(bytes)),
+        match &self.body.document {
+            Some(document) => document.clone(),
+            None => Arc::new(decode(&self.body.encoded)),
         }
     }
 
     /// An owned copy of the document.
     pub fn decode(&self) -> Document {
-        match &self.body {
-            Body::Shared { document, .. } => (**document).clone(),
-            Body::Encoded(bytes) => decode(bytes),
+        match &self.body.document {
+            Some(document) => (**document).clone(),
+            None => decode(&self.body.encoded),
         }
     }
 
-    /// The document's BSON when it is kept encoded.
-    pub fn encoded(&self) -> Option<&[u8]> {
-        match &self.body {
-            Body::Shared { .. } => None,
-            Body::Encoded(bytes) => Some(bytes),
-        }
+    /// The document's BSON.
+    pub fn encoded(&self) -> &[u8] {
+        &self.body.encoded
     }
 
     /// Runs `f` on the document without copying it when it is kept decoded.
     pub fn with_document<T>(&self, f: impl FnOnce(&Document) -> T) -> T {
-        match &self.body {
-            Body::Shared { document, .. } => f(document),
-            Body::Encoded(bytes) => f(&decode(bytes)),
+        match &self.body.document {
+            Some(document) => f(document),
+            None => f(&decode(&self.body.encoded)),
         }
     }
 
     /// Whether the document's BSON is exactly `encoded`.
     pub fn has_bytes(&self, encoded: &[u8]) -> bool {
-        match &self.body {
-            Body::Shared { document, .. } => {
-                with_encoded(document, |bytes| bytes == encoded).unwrap_or(false)
-            }
-            Body::Encoded(bytes) => &bytes[..] == encoded,
-        }
+        self.body.encoded[..] == *encoded
     }
 }
 

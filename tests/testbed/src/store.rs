@@ -188,86 +188,16 @@ impl Store {
         Ok(())
     }
 
-    /// Prepares a document for insert as mongod's `fixDocumentForInsert` does (`_id`
-    /// first, generated if missing; empty top-level timestamps set to `ts`); returns it
-    /// with its BSON bytes.
-    pub fn fix_for_insert(
-        document: Document,
-        ts: Timestamp,
-        bypass_empty_ts: bool,
-    ) -> CmdResult<(Document, Box<[u8]>)> {
-        if let Some(id) = document.get("_id") {
-            match id {
-                Bson::Array(_) => {
-                    return Err(CommandError::new(
-                        ErrorCode::InvalidIdField,
-                        "can't use an array for _id",
-                    ))
-                }
-                Bson::RegularExpression(_) => {
-                    return Err(CommandError::new(
-                        ErrorCode::InvalidIdField,
-                        "can't use a regex for _id",
-                    ))
-                }
-                Bson::Undefined => {
-                    return Err(CommandError::new(
-                        ErrorCode::InvalidIdField,
-                        "can't use a undefined for _id",
-                    ))
-                }
-                _ => {}
-            }
-        }
-        let is_empty_ts =
-            |value: &Bson| matches!(value, Bson::Timestamp(t) if t.time == 0 && t.increment == 0);
-        // Drivers put `_id` first and documents rarely carry empty timestamps: such a
-        // document is stored as it came, without rebuilding it.
-        let already_fixed = document.keys().next().is_some_and(|key| key == "_id")
-            && (bypass_empty_ts || !document.values().any(is_empty_ts));
-        let fixed = if already_fixed {
-            document
-        } else {
-            let mut document = document;
-            let id = document
-                .remove("_id")
-                .unwrap_or_else(|| Bson::ObjectId(ObjectId::new()));
-            let mut fixed = Document::new();
-            fixed.insert("_id", id);
-            for (key, value) in document {
-                let value = if !bypass_empty_ts && is_empty_ts(&value) {
-                    Bson::Timestamp(ts)
-                } else {
-                    value
-                };
-                fixed.insert(key, value);
-            }
-            fixed
-        };
-        let encoded = crate::catalog::encode(&fixed)?;
-        let size = encoded.len();
-        if size > MAX_BSON_SIZE {
-            return Err(CommandError::new(
-                ErrorCode::BadValue,
-                format!(
-                    "object to insert too large. size in bytes: {size}, max size: {MAX_BSON_SIZE}"
-                ),
-            ));
-        }
-        Ok((fixed, encoded))
-    }
-
     /// Inserts one document, creating the collection if needed.
     pub fn insert(
         &mut self,
         db: &str,
         coll: &str,
-        document: Document,
-        bypass_empty_ts: bool,
+        document: PreparedInsert,
     ) -> CmdResult<Arc<Document>> {
         self.ensure_collection(db, coll)?;
         let ts = self.tick();
-        let (fixed, encoded) = Self::fix_for_insert(document, ts, bypass_empty_ts)?;
+        let (fixed, encoded) = document.finish(ts)?;
         let fixed = Arc::new(fixed);
         let ns = format!("{db}.{coll}");
         let collection = self
@@ -442,4 +372,90 @@ pub fn missing<'a>(db: &'a str, coll: &'a str) -> impl Fn() -> CommandError + 'a
             format!("ns not found: {db}.{coll}"),
         )
     }
+}
+
+/// A document made ready for insert as mongod's `fixDocumentForInsert` does (`_id`
+/// first, generated if missing; empty top-level timestamps set to the insert's optime)
+/// and encoded. Insert commands prepare their documents before they take the store
+/// lock, which every other command waits for.
+#[derive(Debug)]
+pub struct PreparedInsert {
+    document: Document,
+    /// None while empty timestamps wait for the optime.
+    encoded: Option<Box<[u8]>>,
+}
+
+impl PreparedInsert {
+    pub fn new(document: Document, bypass_empty_ts: bool) -> CmdResult<PreparedInsert> {
+        if let Some(id) = document.get("_id") {
+            let kind = match id {
+                Bson::Array(_) => Some("an array"),
+                Bson::RegularExpression(_) => Some("a regex"),
+                Bson::Undefined => Some("a undefined"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                return Err(CommandError::new(
+                    ErrorCode::InvalidIdField,
+                    format!("can't use {kind} for _id"),
+                ));
+            }
+        }
+        // Drivers put `_id` first: such a document is stored as it came.
+        let document = if document.keys().next().is_some_and(|key| key == "_id") {
+            document
+        } else {
+            let mut document = document;
+            let id = document
+                .remove("_id")
+                .unwrap_or_else(|| Bson::ObjectId(ObjectId::new()));
+            let mut fixed = Document::new();
+            fixed.insert("_id", id);
+            fixed.extend(document);
+            fixed
+        };
+        let waits_for_ts = !bypass_empty_ts
+            && document
+                .iter()
+                .any(|(key, value)| key != "_id" && is_empty_ts(value));
+        let encoded = if waits_for_ts {
+            None
+        } else {
+            Some(encode_for_insert(&document)?)
+        };
+        Ok(PreparedInsert { document, encoded })
+    }
+
+    /// The document and its BSON, once the insert has its optime `ts`.
+    fn finish(self, ts: Timestamp) -> CmdResult<(Document, Box<[u8]>)> {
+        match self.encoded {
+            Some(encoded) => Ok((self.document, encoded)),
+            None => {
+                let mut document = self.document;
+                for (key, value) in document.iter_mut() {
+                    if key != "_id" && is_empty_ts(value) {
+                        *value = Bson::Timestamp(ts);
+                    }
+                }
+                let encoded = encode_for_insert(&document)?;
+                Ok((document, encoded))
+            }
+        }
+    }
+}
+
+fn is_empty_ts(value: &Bson) -> bool {
+    matches!(value, Bson::Timestamp(t) if t.time == 0 && t.increment == 0)
+}
+
+fn encode_for_insert(document: &Document) -> CmdResult<Box<[u8]>> {
+    let encoded = crate::catalog::encode(document)?;
+    let size = encoded.len();
+    if size > MAX_BSON_SIZE {
+        return Err(CommandError::new(
+            ErrorCode::BadValue,
+            format!("object to insert too large. size in bytes: {size}, max size: {MAX_BSON_SIZE}"),
+        ));
+    }
+    Ok(encoded)
 }

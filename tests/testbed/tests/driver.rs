@@ -1152,3 +1152,137 @@ async fn compact_documents_answer_exactly_as_decoded_ones() {
     plain.shutdown().await;
     compact.shutdown().await;
 }
+
+#[tokio::test]
+async fn inserts_put_id_first_and_fill_empty_timestamps_unless_bypassed() {
+    let (testbed, client) = start(fast_config()).await;
+    let db = client.database("fix");
+    let empty = Timestamp {
+        time: 0,
+        increment: 0,
+    };
+    db.run_command(doc! {"insert": "c", "documents": [
+        {"a": 1, "_id": 1, "ts": empty},
+        {"b": 2},
+        {"_id": 3, "ts": empty, "inner": {"ts": empty}},
+    ]})
+    .await
+    .expect("insert");
+    db.run_command(doc! {"insert": "c", "documents": [{"_id": 4, "ts": empty}], "bypassEmptyTsReplacement": true})
+        .await
+        .expect("insert bypassing");
+    let stored: Vec<Document> = db
+        .collection::<Document>("c")
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("documents");
+    assert_eq!(stored.len(), 4);
+    for document in &stored {
+        assert_eq!(document.keys().next().map(String::as_str), Some("_id"));
+    }
+    assert_eq!(stored[0].keys().collect::<Vec<_>>(), ["_id", "a", "ts"]);
+    let filled = stored[0].get_timestamp("ts").unwrap();
+    assert!(
+        filled.time > 0,
+        "an empty top-level timestamp gets the optime"
+    );
+    // Numbers sort before ObjectIds.
+    assert!(matches!(stored[3].get("_id"), Some(Bson::ObjectId(_))));
+    assert_eq!(stored[3].get_i32("b").unwrap(), 2);
+    let third = stored
+        .iter()
+        .find(|d| d.get("_id") == Some(&Bson::Int32(3)))
+        .unwrap();
+    assert!(third.get_timestamp("ts").unwrap().time > 0);
+    assert_eq!(
+        third
+            .get_document("inner")
+            .unwrap()
+            .get_timestamp("ts")
+            .unwrap(),
+        empty,
+        "only top-level timestamps are filled"
+    );
+    let bypassed = stored
+        .iter()
+        .find(|d| d.get("_id") == Some(&Bson::Int32(4)))
+        .unwrap();
+    assert_eq!(bypassed.get_timestamp("ts").unwrap(), empty);
+    // A bad document fails alone in an unordered insert; in an ordered one it stops there.
+    let reply = db
+        .run_command(
+            doc! {"insert": "c", "documents": [{"_id": [1]}, {"_id": 5}], "ordered": false},
+        )
+        .await
+        .expect("unordered insert");
+    assert_eq!(reply.get_i32("n").unwrap(), 1);
+    let reply = db
+        .run_command(
+            doc! {"insert": "c", "documents": [{"_id": 6}, {"_id": Bson::Undefined}, {"_id": 7}]},
+        )
+        .await
+        .expect("ordered insert");
+    assert_eq!(reply.get_i32("n").unwrap(), 1);
+    let errors = reply.get_array("writeErrors").unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].as_document().unwrap().get_i32("index").unwrap(),
+        1
+    );
+    testbed.shutdown().await;
+}
+
+#[tokio::test]
+async fn find_batches_stop_at_16_mib_and_resume_where_they_stopped() {
+    for compact in [false, true] {
+        let (testbed, client) = start(TestbedConfig {
+            compact_documents: compact,
+            ..fast_config()
+        })
+        .await;
+        let items = client.database("big").collection::<Document>("items");
+        let filler = "x".repeat(1024 * 1024);
+        let documents: Vec<Document> = (0..40)
+            .map(|i| doc! {"_id": i, "pad": &filler, "even": i % 2 == 0})
+            .collect();
+        items.insert_many(documents).await.expect("insert");
+        let reply = client
+            .database("big")
+            .run_command(doc! {"find": "items", "batchSize": 100})
+            .await
+            .expect("find");
+        let cursor = reply.get_document("cursor").unwrap();
+        let first = cursor.get_array("firstBatch").unwrap().len();
+        assert!(
+            (14..=16).contains(&first),
+            "a 16 MiB batch holds 15 documents of 1 MiB, got {first}"
+        );
+        let ids: Vec<i32> = items
+            .find(doc! {})
+            .batch_size(100)
+            .await
+            .expect("find")
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("documents")
+            .iter()
+            .map(|d| d.get_i32("_id").unwrap())
+            .collect();
+        assert_eq!(ids, (0..40).collect::<Vec<_>>(), "compact: {compact}");
+        let projected: Vec<Document> = items
+            .find(doc! {"even": true})
+            .projection(doc! {"pad": 0})
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("documents");
+        assert_eq!(projected.len(), 20);
+        assert_eq!(projected[1], doc! {"_id": 2, "even": true});
+        testbed.shutdown().await;
+    }
+}

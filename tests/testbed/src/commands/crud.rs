@@ -15,7 +15,7 @@ use crate::query::matcher::Matcher;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::server::Server;
-use crate::store::Store;
+use crate::store::{PreparedInsert, Store};
 use crate::update::{UpdateContext, UpdateKind, UpdateSpec};
 
 fn ordered(body: &Document) -> bool {
@@ -72,16 +72,20 @@ pub fn insert(
     let ordered = ordered(body);
     let mut inserted = 0;
     let mut errors = Vec::new();
-    let mut store = server.store.lock();
-    for (index, document) in documents.into_iter().enumerate() {
-        let outcome = match document {
-            Bson::Document(document) => check_writes_allowed(server, ctx, db).and_then(|_| {
-                store
-                    .insert(db, &coll, document, bypass_empty_ts)
-                    .map(|_| ())
-            }),
+    // Checked and encoded before the lock, which every other command waits for.
+    let prepared: Vec<CmdResult<PreparedInsert>> = documents
+        .into_iter()
+        .map(|document| match document {
+            Bson::Document(document) => PreparedInsert::new(document, bypass_empty_ts),
             _ => Err(CommandError::type_mismatch("documents must be objects")),
-        };
+        })
+        .collect();
+    let mut store = server.store.lock();
+    for (index, document) in prepared.into_iter().enumerate() {
+        let outcome = check_writes_allowed(server, ctx, db)
+            .and_then(|_| store.ensure_collection(db, &coll))
+            .and_then(|_| document)
+            .and_then(|document| store.insert(db, &coll, document).map(|_| ()));
         match outcome {
             Ok(()) => inserted += 1,
             Err(error) => {
@@ -215,7 +219,7 @@ fn upsert(
         with_id.extend(document);
         document = with_id;
     }
-    store.insert(db, coll, document, false)
+    store.insert(db, coll, PreparedInsert::new(document, false)?)
 }
 
 fn run_update_statement(
