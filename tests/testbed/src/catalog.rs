@@ -29,24 +29,30 @@ pub struct Stored {
     body: Body,
 }
 
-/// How a testbed keeps a document (`TestbedConfig::compact_documents`): always its BSON,
-/// which reads copy straight into replies, and unless compact the decoded document too,
-/// shared with the oplog, so matching, updates and change events decode nothing.
+/// How a testbed keeps its documents (`TestbedConfig::compact_documents`).
 #[derive(Debug, Clone)]
-pub struct Body {
-    /// None when compact: a decoded `Document` of a few small fields takes three times
-    /// its BSON size, which caps the datasets a testbed can hold (the verifier benchmark
-    /// needs millions of documents per side).
-    document: Option<Arc<Document>>,
-    encoded: Box<[u8]>,
+pub enum Body {
+    /// Decoded and shared with the oplog: reads and writes cost no encoding or decoding.
+    Shared {
+        document: Arc<Document>,
+        size: usize,
+    },
+    /// BSON bytes, decoded per read: a decoded `Document` of a few small fields takes
+    /// three times its BSON size, which caps the datasets a testbed can hold (the
+    /// verifier benchmark needs millions of documents per side).
+    Encoded(Box<[u8]>),
 }
 
 impl Body {
     /// How a store keeps `document`, whose BSON is `encoded`.
     pub fn new(compact: bool, document: &Arc<Document>, encoded: Box<[u8]>) -> Body {
-        Body {
-            document: (!compact).then(|| document.clone()),
-            encoded,
+        if compact {
+            Body::Encoded(encoded)
+        } else {
+            Body::Shared {
+                document: document.clone(),
+                size: encoded.len(),
+            }
         }
     }
 }
@@ -54,40 +60,51 @@ impl Body {
 impl Stored {
     /// BSON size of the document.
     pub fn size(&self) -> usize {
-        self.body.encoded.len()
+        match &self.body {
+            Body::Shared { size, .. } => *size,
+            Body::Encoded(bytes) => bytes.len(),
+        }
     }
 
     pub fn document(&self) -> Arc<Document> {
-        match &self.body.document {
-            Some(document) => document.clone(),
-            None => Arc::new(decode(&self.body.encoded)),
+        match &self.body {
+            Body::Shared { document, .. } => document.clone(),
+            Body::Encoded(bytes) => Arc::new(decode(bytes)),
         }
     }
 
     /// An owned copy of the document.
     pub fn decode(&self) -> Document {
-        match &self.body.document {
-            Some(document) => (**document).clone(),
-            None => decode(&self.body.encoded),
+        match &self.body {
+            Body::Shared { document, .. } => (**document).clone(),
+            Body::Encoded(bytes) => decode(bytes),
         }
     }
 
-    /// The document's BSON.
-    pub fn encoded(&self) -> &[u8] {
-        &self.body.encoded
+    /// The document's BSON when it is kept encoded.
+    pub fn encoded(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Shared { .. } => None,
+            Body::Encoded(bytes) => Some(bytes),
+        }
     }
 
     /// Runs `f` on the document without copying it when it is kept decoded.
     pub fn with_document<T>(&self, f: impl FnOnce(&Document) -> T) -> T {
-        match &self.body.document {
-            Some(document) => f(document),
-            None => f(&decode(&self.body.encoded)),
+        match &self.body {
+            Body::Shared { document, .. } => f(document),
+            Body::Encoded(bytes) => f(&decode(bytes)),
         }
     }
 
     /// Whether the document's BSON is exactly `encoded`.
     pub fn has_bytes(&self, encoded: &[u8]) -> bool {
-        self.body.encoded[..] == *encoded
+        match &self.body {
+            Body::Shared { document, .. } => {
+                with_encoded(document, |bytes| bytes == encoded).unwrap_or(false)
+            }
+            Body::Encoded(bytes) => &bytes[..] == encoded,
+        }
     }
 }
 
@@ -346,8 +363,19 @@ impl Collection {
 /// each thread reuses instead of a `Vec` grown and reallocated several times per
 /// document. BadValue for a document BSON cannot hold (a field name with a NUL byte).
 pub fn encode(document: &Document) -> CmdResult<Box<[u8]>> {
-    with_encoded(document, |bytes| Box::from(bytes))
-        .map_err(|e| CommandError::new(ErrorCode::BadValue, format!("cannot store document: {e}")))
+    with_encoded(document, |bytes| Box::from(bytes)).map_err(cannot_store)
+}
+
+/// The document's BSON size, encoded into a reused buffer.
+pub fn encoded_size(document: &Document) -> CmdResult<usize> {
+    with_encoded(document, <[u8]>::len).map_err(cannot_store)
+}
+
+fn cannot_store(error: bson::ser::Error) -> CommandError {
+    CommandError::new(
+        ErrorCode::BadValue,
+        format!("cannot store document: {error}"),
+    )
 }
 
 /// Runs `f` on `document`'s BSON, encoded into a buffer each thread reuses.

@@ -63,8 +63,9 @@ pub struct TestbedConfig {
     pub idle_noop_interval: std::time::Duration,
     /// Seed for `$sample`, so sampled partitioning is reproducible.
     pub sample_seed: Option<u64>,
-    /// Keep documents as BSON bytes, decoded per read: a third of the memory for small
-    /// documents, for datasets of millions of documents; slower reads and updates.
+    /// Keep documents as BSON bytes only, decoded when a read filters or projects them or
+    /// a write updates them: a third of the memory for small documents, for datasets of
+    /// millions of documents.
     pub compact_documents: bool,
 }
 

@@ -118,7 +118,10 @@ impl FindCursor {
                     })?;
                     batch.push_document(&output)?;
                 }
-                (None, Candidate::Stored(stored)) => batch.push_bytes(stored.encoded()),
+                (None, Candidate::Stored(stored)) => match stored.encoded() {
+                    Some(bytes) => batch.push_bytes(bytes),
+                    None => stored.with_document(|document| batch.push_document(document))?,
+                },
                 (None, Candidate::Computed(document)) => batch.push_document(document)?,
             }
             if batch.len() > 1 && batch.byte_len() > MAX_BATCH_BYTES {

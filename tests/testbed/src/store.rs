@@ -197,14 +197,20 @@ impl Store {
     ) -> CmdResult<Arc<Document>> {
         self.ensure_collection(db, coll)?;
         let ts = self.tick();
-        let (fixed, encoded) = document.finish(ts)?;
+        let (fixed, form) = document.finish(ts, self.compact_documents)?;
         let fixed = Arc::new(fixed);
         let ns = format!("{db}.{coll}");
         let collection = self
             .catalog
             .collection_mut(db, coll)
             .ok_or_else(missing(db, coll))?;
-        let body = Body::new(self.compact_documents, &fixed, encoded);
+        let body = match form {
+            Form::Encoded(encoded) => Body::Encoded(encoded),
+            Form::Sized(size) => Body::Shared {
+                document: fixed.clone(),
+                size,
+            },
+        };
         collection.insert(&ns, &fixed, body)?;
         self.log(
             ts,
@@ -376,17 +382,30 @@ pub fn missing<'a>(db: &'a str, coll: &'a str) -> impl Fn() -> CommandError + 'a
 
 /// A document made ready for insert as mongod's `fixDocumentForInsert` does (`_id`
 /// first, generated if missing; empty top-level timestamps set to the insert's optime)
-/// and encoded. Insert commands prepare their documents before they take the store
-/// lock, which every other command waits for.
+/// and checked against the size limit. Insert commands prepare their documents before
+/// they take the store lock, which every other command waits for.
 #[derive(Debug)]
 pub struct PreparedInsert {
     document: Document,
     /// None while empty timestamps wait for the optime.
-    encoded: Option<Box<[u8]>>,
+    form: Option<Form>,
+}
+
+/// What a store keeps beside the decoded document (`Body`): its BSON when compact, its
+/// size otherwise (encoded into a reused buffer, so nothing is allocated for it).
+#[derive(Debug)]
+enum Form {
+    Encoded(Box<[u8]>),
+    Sized(usize),
 }
 
 impl PreparedInsert {
-    pub fn new(document: Document, bypass_empty_ts: bool) -> CmdResult<PreparedInsert> {
+    /// `compact`: the store keeps documents as BSON (`Store::compact_documents`).
+    pub fn new(
+        document: Document,
+        bypass_empty_ts: bool,
+        compact: bool,
+    ) -> CmdResult<PreparedInsert> {
         if let Some(id) = document.get("_id") {
             let kind = match id {
                 Bson::Array(_) => Some("an array"),
@@ -418,18 +437,18 @@ impl PreparedInsert {
             && document
                 .iter()
                 .any(|(key, value)| key != "_id" && is_empty_ts(value));
-        let encoded = if waits_for_ts {
+        let form = if waits_for_ts {
             None
         } else {
-            Some(encode_for_insert(&document)?)
+            Some(form_for_insert(&document, compact)?)
         };
-        Ok(PreparedInsert { document, encoded })
+        Ok(PreparedInsert { document, form })
     }
 
-    /// The document and its BSON, once the insert has its optime `ts`.
-    fn finish(self, ts: Timestamp) -> CmdResult<(Document, Box<[u8]>)> {
-        match self.encoded {
-            Some(encoded) => Ok((self.document, encoded)),
+    /// The document and what to keep beside it, once the insert has its optime `ts`.
+    fn finish(self, ts: Timestamp, compact: bool) -> CmdResult<(Document, Form)> {
+        match self.form {
+            Some(form) => Ok((self.document, form)),
             None => {
                 let mut document = self.document;
                 for (key, value) in document.iter_mut() {
@@ -437,8 +456,8 @@ impl PreparedInsert {
                         *value = Bson::Timestamp(ts);
                     }
                 }
-                let encoded = encode_for_insert(&document)?;
-                Ok((document, encoded))
+                let form = form_for_insert(&document, compact)?;
+                Ok((document, form))
             }
         }
     }
@@ -448,14 +467,21 @@ fn is_empty_ts(value: &Bson) -> bool {
     matches!(value, Bson::Timestamp(t) if t.time == 0 && t.increment == 0)
 }
 
-fn encode_for_insert(document: &Document) -> CmdResult<Box<[u8]>> {
-    let encoded = crate::catalog::encode(document)?;
-    let size = encoded.len();
+fn form_for_insert(document: &Document, compact: bool) -> CmdResult<Form> {
+    let form = if compact {
+        Form::Encoded(crate::catalog::encode(document)?)
+    } else {
+        Form::Sized(crate::catalog::encoded_size(document)?)
+    };
+    let size = match &form {
+        Form::Encoded(encoded) => encoded.len(),
+        Form::Sized(size) => *size,
+    };
     if size > MAX_BSON_SIZE {
         return Err(CommandError::new(
             ErrorCode::BadValue,
             format!("object to insert too large. size in bytes: {size}, max size: {MAX_BSON_SIZE}"),
         ));
     }
-    Ok(encoded)
+    Ok(form)
 }

@@ -76,7 +76,9 @@ pub fn insert(
     let prepared: Vec<CmdResult<PreparedInsert>> = documents
         .into_iter()
         .map(|document| match document {
-            Bson::Document(document) => PreparedInsert::new(document, bypass_empty_ts),
+            Bson::Document(document) => {
+                PreparedInsert::new(document, bypass_empty_ts, server.config.compact_documents)
+            }
             _ => Err(CommandError::type_mismatch("documents must be objects")),
         })
         .collect();
@@ -219,7 +221,8 @@ fn upsert(
         with_id.extend(document);
         document = with_id;
     }
-    store.insert(db, coll, PreparedInsert::new(document, false)?)
+    let compact = store.compact_documents;
+    store.insert(db, coll, PreparedInsert::new(document, false, compact)?)
 }
 
 fn run_update_statement(
