@@ -68,9 +68,10 @@ impl EncodedBatch {
     }
 
     fn push_key(&mut self) {
+        use std::io::Write;
         self.elements.push(ELEMENT_DOCUMENT);
-        self.elements
-            .extend_from_slice(self.len.to_string().as_bytes());
+        // Writing a number into a Vec cannot fail.
+        let _ = write!(self.elements, "{}", self.len);
         self.elements.push(0);
         self.len += 1;
     }
