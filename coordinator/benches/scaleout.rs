@@ -881,7 +881,14 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
         settings.documents,
         load_average()
     );
-    let copy = copy_run(&d, &leader, settings, workers, &format!("{workers} worker(s)")).await;
+    let copy = copy_run(
+        &d,
+        &leader,
+        settings,
+        workers,
+        &format!("{workers} worker(s)"),
+    )
+    .await;
     let cea = cea_run(&d, &leader, settings).await;
     println!(
         "[{workers} worker(s)] CEA: wrote {} events in {:.1} s ({:.0}/s) while paused; after /resume all applied in {:.2} s = {:.0} events/s; lagTimeSeconds max {}",
@@ -1476,7 +1483,9 @@ async fn run(settings: Settings) -> Value {
     let ceiling = ceiling_runs
         .iter()
         .map(CopyRun::docs_per_second)
-        .fold(None, |best: Option<f64>, rate| Some(best.map_or(rate, |b| b.max(rate))));
+        .fold(None, |best: Option<f64>, rate| {
+            Some(best.map_or(rate, |b| b.max(rate)))
+        });
     let failovers = if settings.wants("failover") && settings.failovers > 0 {
         failover_run(&settings).await
     } else {

@@ -86,7 +86,7 @@ pub fn insert(
     for (index, document) in prepared.into_iter().enumerate() {
         let outcome = check_writes_allowed(server, ctx, db)
             .and_then(|_| store.ensure_collection(db, &coll))
-            .and_then(|_| document)
+            .and(document)
             .and_then(|document| store.insert(db, &coll, document).map(|_| ()));
         match outcome {
             Ok(()) => inserted += 1,
