@@ -56,6 +56,15 @@ fn write_error_code(error: &mongodb::error::Error) -> i32 {
     }
 }
 
+/// Every document `find` returns, through the driver's cursor (getMores included).
+async fn find_all(find: mongodb::action::Find<'_, Document>) -> Vec<Document> {
+    find.await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("documents")
+}
+
 #[tokio::test]
 async fn handshake_as_replica_set_primary_with_cluster_time() {
     let (testbed, client) = start(fast_config()).await;
@@ -1171,15 +1180,12 @@ async fn inserts_put_id_first_and_fill_empty_timestamps_unless_bypassed() {
     db.run_command(doc! {"insert": "c", "documents": [{"_id": 4, "ts": empty}], "bypassEmptyTsReplacement": true})
         .await
         .expect("insert bypassing");
-    let stored: Vec<Document> = db
-        .collection::<Document>("c")
-        .find(doc! {})
-        .sort(doc! {"_id": 1})
-        .await
-        .expect("find")
-        .try_collect()
-        .await
-        .expect("documents");
+    let stored = find_all(
+        db.collection::<Document>("c")
+            .find(doc! {})
+            .sort(doc! {"_id": 1}),
+    )
+    .await;
     assert_eq!(stored.len(), 4);
     for document in &stored {
         assert_eq!(document.keys().next().map(String::as_str), Some("_id"));
@@ -1261,26 +1267,13 @@ async fn find_batches_stop_at_16_mib_and_resume_where_they_stopped() {
             (14..=16).contains(&first),
             "a 16 MiB batch holds 15 documents of 1 MiB, got {first}"
         );
-        let ids: Vec<i32> = items
-            .find(doc! {})
-            .batch_size(100)
+        let ids: Vec<i32> = find_all(items.find(doc! {}).batch_size(100))
             .await
-            .expect("find")
-            .try_collect::<Vec<_>>()
-            .await
-            .expect("documents")
             .iter()
             .map(|d| d.get_i32("_id").unwrap())
             .collect();
         assert_eq!(ids, (0..40).collect::<Vec<_>>(), "compact: {compact}");
-        let projected: Vec<Document> = items
-            .find(doc! {"even": true})
-            .projection(doc! {"pad": 0})
-            .await
-            .expect("find")
-            .try_collect()
-            .await
-            .expect("documents");
+        let projected = find_all(items.find(doc! {"even": true}).projection(doc! {"pad": 0})).await;
         assert_eq!(projected.len(), 20);
         assert_eq!(projected[1], doc! {"_id": 2, "even": true});
         testbed.shutdown().await;
