@@ -72,7 +72,7 @@ pub fn insert(
     let ordered = ordered(body);
     let mut inserted = 0;
     let mut errors = Vec::new();
-    // Checked and encoded before the lock, which every other command waits for.
+    // Checked and sized before the lock, which every other command waits for.
     let prepared: Vec<CmdResult<PreparedInsert>> = documents
         .into_iter()
         .map(|document| match document {
