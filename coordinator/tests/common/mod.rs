@@ -65,6 +65,25 @@ pub fn test_log_tail(lines: usize) -> String {
     format!("\n--- last {lines} lines of {} ---\n{tail}", path.display())
 }
 
+/// A ping on a new client, answered or not within 3 s.
+async fn probe(uri: &str) -> String {
+    let started = Instant::now();
+    let ping = async {
+        let mut options = mongodb::options::ClientOptions::parse(uri).await?;
+        options.server_selection_timeout = Some(Duration::from_secs(2));
+        let client = Client::with_options(options)?;
+        client.database("admin").run_command(doc! {"ping": 1}).await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), ping).await {
+        Ok(Ok(_)) => format!(
+            "a ping on a new connection answered in {} ms",
+            started.elapsed().as_millis()
+        ),
+        Ok(Err(error)) => format!("a ping on a new connection failed: {error}"),
+        Err(_) => "no answer to a ping on a new connection within 3 s".to_string(),
+    }
+}
+
 pub struct Cluster {
     pub uri: String,
     pub client: Client,
@@ -365,16 +384,28 @@ impl Harness {
                         .find(|w| w.contains("failed"));
                     assert!(failed.is_none(), "migration failed: {progress}");
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out; last progress: {progress}{}",
-                    test_log_tail(60)
-                );
+                if Instant::now() >= deadline {
+                    panic!(
+                        "timed out; last progress: {progress}\n{}{}",
+                        self.probe_clusters().await,
+                        test_log_tail(60)
+                    );
+                }
             } else {
                 assert!(Instant::now() < deadline, "timed out waiting for /progress");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Whether each cluster answers a ping on a new connection, for a timed-out wait's
+    /// message: it tells a cluster that stopped answering from a sync that stopped asking.
+    pub async fn probe_clusters(&self) -> String {
+        let mut lines = Vec::new();
+        for (name, cluster) in [("source", &self.source), ("destination", &self.destination)] {
+            lines.push(format!("{name}: {}", probe(&cluster.uri).await));
+        }
+        lines.join("\n")
     }
 
     /// `POST /start` with `body`, which must be accepted.
