@@ -72,17 +72,13 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     scale.lose_worker("w2").await;
     write_round(&harness.source.client, 2).await;
     // The plan moves w2's share once the pool notices the loss.
-    let moved = eventually(
-        "the plan moves the lost worker's share",
-        Duration::from_secs(30),
-        || async {
-            scale
-                .plane()
-                .plan()
-                .filter(|plan| plan.workers().iter().all(|w| w != "w2"))
-        },
-    )
-    .await;
+    let moved = scale
+        .plan_where(
+            "the plan moves the lost worker's share",
+            Duration::from_secs(30),
+            |plan| plan.workers().iter().all(|w| w != "w2"),
+        )
+        .await;
     assert!(moved.epoch > 1, "{moved:?}");
     assert_eq!(
         moved.shard_owners.len(),
@@ -138,17 +134,13 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     let (status, body) = harness.post("/api/v1/reverse", json!({})).await;
     assert_eq!(status, 200, "{body}");
     harness.wait_for(runs_reversed, CONVERGE).await;
-    eventually(
-        "the partitions leave the plan",
-        Duration::from_secs(10),
-        || async {
-            scale
-                .plane()
-                .plan()
-                .filter(|plan| plan.partitions.is_empty())
-        },
-    )
-    .await;
+    scale
+        .plan_where(
+            "the partitions leave the plan",
+            Duration::from_secs(10),
+            |plan| plan.partitions.is_empty(),
+        )
+        .await;
     harness.stop().await;
 }
 
@@ -209,13 +201,11 @@ async fn a_worker_killed_at_commit_has_its_shards_drained_by_a_survivor() {
 async fn a_worker_added_in_steady_state_takes_a_stream_shard() {
     let (harness, mut scale) = in_steady_state(2).await;
     scale.lose_worker("w2").await;
-    let doubled = eventually("w1 owns both shards", Duration::from_secs(30), || async {
-        scale
-            .plane()
-            .plan()
-            .filter(|plan| plan.shards_of("w1").len() == 2)
-    })
-    .await;
+    let doubled = scale
+        .plan_where("w1 owns both shards", Duration::from_secs(30), |plan| {
+            plan.shards_of("w1").len() == 2
+        })
+        .await;
     harness
         .wait_for(|p| p["canCommit"] == json!(true), CONVERGE)
         .await;
@@ -223,17 +213,13 @@ async fn a_worker_added_in_steady_state_takes_a_stream_shard() {
 
     scale.add_worker("w3", &harness).await;
     write_round(&harness.source.client, 2).await;
-    let balanced = eventually(
-        "the new worker owns a shard",
-        Duration::from_secs(30),
-        || async {
-            scale
-                .plane()
-                .plan()
-                .filter(|plan| plan.shards_of("w3").len() == 1 && plan.releasing.is_empty())
-        },
-    )
-    .await;
+    let balanced = scale
+        .plan_where(
+            "the new worker owns a shard",
+            Duration::from_secs(30),
+            |plan| plan.shards_of("w3").len() == 1 && plan.releasing.is_empty(),
+        )
+        .await;
     assert_eq!(balanced.shards_of("w1").len(), 1, "{balanced:?}");
     // Released first, given once w1 confirmed: two plans.
     assert!(
@@ -287,17 +273,13 @@ async fn a_worker_that_joins_during_the_copy_takes_unstarted_partitions() {
     let total = copying.partitions.len();
 
     scale.add_worker("w2", &harness).await;
-    let shared = eventually(
-        "the new worker gets partitions",
-        Duration::from_secs(15),
-        || async {
-            scale
-                .plane()
-                .plan()
-                .filter(|plan| !plan.partitions_of("w2").is_empty())
-        },
-    )
-    .await;
+    let shared = scale
+        .plan_where(
+            "the new worker gets partitions",
+            Duration::from_secs(15),
+            |plan| !plan.partitions_of("w2").is_empty(),
+        )
+        .await;
     assert!(shared.epoch > copying.epoch, "{shared:?}");
     // About half the unfinished partitions each (the estimates are per collection).
     let (w1, w2) = (
@@ -378,13 +360,11 @@ async fn pause_with_a_killed_worker_waits_for_its_lease_or_fails_and_keeps_synci
     // ... and the migration is still driven: once w2's lease expires its shard moves.
     scale.expire_registration("w2");
     write_round(&harness.source.client, 1).await;
-    eventually("w2's shard moves", Duration::from_secs(30), || async {
-        scale
-            .plane()
-            .plan()
-            .filter(|plan| !plan.workers().contains("w2"))
-    })
-    .await;
+    scale
+        .plan_where("w2's shard moves", Duration::from_secs(30), |plan| {
+            !plan.workers().contains("w2")
+        })
+        .await;
     harness
         .wait_until_equal(&NamespaceFilter::default(), CONVERGE)
         .await;

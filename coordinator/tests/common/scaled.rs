@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use c2c_coordinator::cluster::plan::Plan;
 use c2c_coordinator::cluster::plane::{ClusterPlane, PlaneSettings, SharedPlane};
 use c2c_coordinator::cluster::store::MemoryPlanStore;
 use c2c_coordinator::cluster::workers::LiveWorker;
@@ -169,6 +170,19 @@ impl Harness {
 impl ScaleOut {
     pub fn plane(&self) -> Arc<ClusterPlane> {
         self.plane.lock().clone().expect("started")
+    }
+
+    /// Waits until the leader's current plan satisfies `predicate`, and returns it.
+    pub async fn plan_where(
+        &self,
+        what: &str,
+        timeout: Duration,
+        predicate: impl Fn(&Plan) -> bool,
+    ) -> Plan {
+        super::eventually(what, timeout, || async {
+            self.plane().plan().filter(|plan| predicate(plan))
+        })
+        .await
     }
 
     /// A new worker registers (as a process started during the migration would).
