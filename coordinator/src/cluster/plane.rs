@@ -377,11 +377,7 @@ impl ClusterPlane {
             .live()
             .into_iter()
             .map(|w| {
-                let direction = StreamDirection {
-                    reversed: context.reversed,
-                    stream_start: context.stream_start,
-                };
-                let request = self.assignment(plan, &w.id, direction, context.copy);
+                let request = self.assignment(plan, &w.id, context.direction, context.copy);
                 (w.id, request)
             })
             .filter(|(id, request)| {

@@ -36,9 +36,7 @@ const COPY_POLL: Duration = Duration::from_millis(500);
 /// What the workers need to run the sync in the current direction.
 #[derive(Debug, Clone)]
 pub struct SyncContext {
-    pub reversed: bool,
-    /// Where a stream shard without a checkpoint starts: T0, or Td after a reverse.
-    pub stream_start: Timestamp,
+    pub direction: StreamDirection,
     /// False after a reverse: nothing is copied again.
     pub copy: bool,
     /// The leader's counters: the plane keeps `events_applied`, the lag and (once
@@ -95,8 +93,10 @@ impl Migration {
         );
         let workers_progressed = Arc::new(Notify::new());
         let context = SyncContext {
-            reversed: state.cutover.reversed,
-            stream_start: state.stream_start(),
+            direction: StreamDirection {
+                reversed: state.cutover.reversed,
+                stream_start: state.stream_start(),
+            },
             copy: copying,
             progress: self.progress.clone(),
             workers_progressed: workers_progressed.clone(),
