@@ -1,7 +1,7 @@
 //! The verifier's loop: one task that owns the range map and drives bounded jobs (scan
 //! a segment, check a range, check a namespace) while both clusters' change streams mark
-//! ranges dirty. Jobs only read the clusters; every change to the map and the store
-//! happens here, in order, so nothing races.
+//! ranges dirty. Jobs only read the clusters and run as their own tasks; every change
+//! to the map and the store happens here, in order, so nothing races.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 
 use bson::oid::ObjectId;
 use bson::{Document, Timestamp};
-use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
 use mongodb::Client;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::{destination_time, source_time, AppliedClock};
@@ -70,8 +68,10 @@ pub struct VerifierSetup {
     pub concurrency: usize,
 }
 
+/// Cheap to clone: every job runs as its own task with a clone.
+#[derive(Clone)]
 pub struct Verifier {
-    setup: VerifierSetup,
+    setup: Arc<VerifierSetup>,
 }
 
 enum Job {
@@ -195,7 +195,9 @@ const ZERO: Timestamp = Timestamp {
 
 impl Verifier {
     pub fn new(setup: VerifierSetup) -> Verifier {
-        Verifier { setup }
+        Verifier {
+            setup: Arc::new(setup),
+        }
     }
 
     /// Verifies until cancelled (`EngineError::Cancelled`) or a confirmed mismatch
@@ -250,8 +252,12 @@ impl Verifier {
             collections = work.collections.len(),
             "verifier started"
         );
-        let mut jobs: FuturesUnordered<BoxFuture<'_, (JobKey, Result<Done>)>> =
-            FuturesUnordered::new();
+        // Jobs are tasks, not futures this loop polls: while the loop awaits a write of
+        // its own, an unpolled job can hold what that write waits for. The driver's
+        // session pool is a tokio mutex that hands itself to a queued waiter, and a
+        // waiting job nobody polled kept it forever: the verifier, and the change
+        // events applied through the same client, stopped for good.
+        let mut jobs: JoinSet<(JobKey, Result<Done>)> = JoinSet::new();
         let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
         let mut poll = tokio::time::interval(POLL_EVERY);
         let concurrency = self.setup.concurrency.max(1);
@@ -265,8 +271,11 @@ impl Verifier {
                         break;
                     };
                     let key = JobKey::of(&job);
-                    let execution = self.execute(job, run.clone());
-                    jobs.push(async move { (key, execution.await) }.boxed());
+                    let (verifier, token) = (self.clone(), run.clone());
+                    jobs.spawn(
+                        async move { (key, verifier.execute(job, token).await) }
+                            .instrument(tracing::Span::current()),
+                    );
                 }
             }
             if work.failed_at.is_some() && jobs.is_empty() && (grace_over || self.idle(&work)) {
@@ -285,7 +294,13 @@ impl Verifier {
             }
             tokio::select! {
                 _ = cancel.cancelled() => break Err(EngineError::Cancelled),
-                Some((key, done)) = jobs.next(), if !jobs.is_empty() => {
+                Some(joined) = jobs.join_next(), if !jobs.is_empty() => {
+                    let (key, done) = match joined {
+                        Ok(finished) => finished,
+                        Err(error) => break Err(EngineError::Fatal(format!(
+                            "a verifier job ended abnormally: {error}"
+                        ))),
+                    };
                     match done {
                         Ok(done) => {
                             work.job_failures.remove(&key);
@@ -322,6 +337,8 @@ impl Verifier {
             }
         };
         run.cancel();
+        // Jobs only read; whatever they were reading is read again on the next run.
+        jobs.shutdown().await;
         for stream in &mut streams {
             let _ = (&mut stream.task).await;
         }
