@@ -50,6 +50,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
         scale.plane().plan()
     })
     .await;
+    let planned = std::time::Instant::now();
     assert_eq!(plan.shard_count, 3);
     let copiers: BTreeSet<&String> = plan.partitions.values().collect();
     assert!(
@@ -59,14 +60,33 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
     let owners: BTreeSet<&String> = plan.shard_owners.values().collect();
     assert_eq!(owners.len(), 3, "one stream shard per worker: {plan:?}");
 
-    // A finished partition is no new plan (each one used to rewrite it): the epoch
-    // holds until a worker is lost.
+    // A finished partition is no new plan (each one used to rewrite it). The only
+    // change before a worker is lost is a worker that ran out of partitions taking
+    // unstarted ones (at most every 2 s), which a slow test may see: it keeps the
+    // shard owners and moves no partition that was not in the first plan.
     let finished = eventually("a partition finishes", CONVERGE, || async {
         Some(scale.plane().partitions_done()).filter(|done| *done > 0)
     })
     .await;
     let unchanged = scale.plane().plan().expect("plan");
-    assert_eq!(unchanged, plan, "after {finished} finished partitions");
+    if unchanged.epoch != plan.epoch {
+        assert_eq!(unchanged.shard_owners, plan.shard_owners, "{unchanged:?}");
+        assert!(
+            unchanged.partitions.len() < plan.partitions.len()
+                && unchanged
+                    .partitions
+                    .keys()
+                    .all(|id| plan.partitions.contains_key(id)),
+            "after {finished} finished partitions: {unchanged:?} from {plan:?}"
+        );
+        let rebalances = 1 + planned.elapsed().as_secs() / 2;
+        assert!(
+            unchanged.epoch - plan.epoch <= rebalances,
+            "more plans than rebalances after {finished} finished partitions: {unchanged:?}"
+        );
+    } else {
+        assert_eq!(unchanged, plan, "after {finished} finished partitions");
+    }
 
     // Lose a worker during the copy: its partitions and its stream shard move.
     scale.lose_worker("w2").await;
