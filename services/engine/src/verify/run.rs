@@ -13,8 +13,8 @@ use bson::oid::ObjectId;
 use bson::{Document, Timestamp};
 use mongodb::Client;
 use tokio::task::{JoinHandle, JoinSet};
-use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::clock::{destination_time, source_time, AppliedClock};
 use super::confirm::{confirm, Verdict};
