@@ -16,6 +16,7 @@ use c2c_engine::share::{Share, ShareReport, ShareSpec};
 use futures::Stream;
 use mongodb::Client;
 use tokio::sync::Mutex;
+use tokio_util::task::AbortOnDropHandle;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -363,7 +364,23 @@ impl Worker for WorkerEndpoint {
                         tokio::time::sleep(MIN_REPORT_INTERVAL).await;
                     }
                     first = false;
-                    let report = service.report().await;
+                    // Taken in a task of its own: HTTP/2 polls this stream only while
+                    // the leader has window left, and a report queued on the worker's
+                    // locks but left unpolled would hold them (tokio's mutex hands
+                    // itself to a queued waiter), stopping Assign, Pause and the
+                    // lease-loss stop behind it.
+                    let taking = service.clone();
+                    let task =
+                        AbortOnDropHandle::new(tokio::spawn(async move { taking.report().await }));
+                    let report = match task.await {
+                        Ok(report) => report,
+                        Err(error) => {
+                            let status = Status::internal(format!(
+                                "the worker's report could not be taken: {error}"
+                            ));
+                            return Some((Err(status), last));
+                        }
+                    };
                     let milestone = Milestone::of(&report);
                     let now = Instant::now();
                     if milestone::due(last.as_ref(), &milestone, now, interval) {
@@ -408,11 +425,8 @@ mod tests {
         }
     }
 
-    /// A worker restarted since its last assignment (or never assigned) must not answer
-    /// a commit "drained": the commit would go on without its shards' events.
-    #[tokio::test]
-    async fn a_commit_with_nothing_assigned_is_refused() {
-        // Never contacted: the refusal comes before any cluster is used.
+    /// A worker whose clusters are never contacted (nothing is assigned to it).
+    async fn unassigned_worker() -> WorkerEndpoint {
         let client = Client::with_uri_str("mongodb://127.0.0.1:9")
             .await
             .expect("a lazy client");
@@ -423,7 +437,15 @@ mod tests {
             load_level: None,
             engine: EngineConfig::default(),
         };
-        let endpoint = WorkerEndpoint(Arc::new(WorkerService::new(settings, Arc::new(Held))));
+        WorkerEndpoint(Arc::new(WorkerService::new(settings, Arc::new(Held))))
+    }
+
+    /// A worker restarted since its last assignment (or never assigned) must not answer
+    /// a commit "drained": the commit would go on without its shards' events.
+    #[tokio::test]
+    async fn a_commit_with_nothing_assigned_is_refused() {
+        // Never contacted: the refusal comes before any cluster is used.
+        let endpoint = unassigned_worker().await;
         let command = CommitCommand {
             fence: Some(WireFence { term: 1, epoch: 3 }),
             commit_point: Some(convert::cluster_time(Timestamp {
@@ -440,5 +462,30 @@ mod tests {
             status.message().contains("nothing is assigned"),
             "{status:?}"
         );
+    }
+
+    /// HTTP/2 polls a response stream only while the reader has window left: a leader
+    /// that stopped reading (stalled, partitioned) leaves the stream's report waiting
+    /// on the worker's lock unpolled. tokio's mutex hands itself to the first queued
+    /// waiter, so that report used to hold the lock for good, and the lease-loss stop,
+    /// Assign and Pause behind it never ran.
+    #[tokio::test]
+    async fn a_progress_stream_nobody_reads_holds_no_lock() {
+        use futures::StreamExt;
+
+        let endpoint = unassigned_worker().await;
+        let busy = endpoint.current.lock().await;
+        let mut stream = endpoint
+            .watch_progress(Request::new(WatchWorkerRequest { interval_ms: 0 }))
+            .await
+            .expect("a stream")
+            .into_inner();
+        // Its first report queues behind the lock; then nobody polls the stream again.
+        assert!(futures::poll!(stream.next()).is_pending());
+        drop(busy);
+        tokio::time::timeout(Duration::from_secs(5), endpoint.stop_all())
+            .await
+            .expect("stopping is not held up by an unread progress stream");
+        drop(stream);
     }
 }
