@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bson::doc;
+use c2c_coordinator::cluster::timing::REBALANCE_INTERVAL;
 use c2c_engine::filter::NamespaceFilter;
 use common::{eventually, load_databases, runs_reversed, write_round, Harness, SCALEOUT_DATABASES};
 use serde_json::json;
@@ -62,7 +63,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
 
     // A finished partition is no new plan (each one used to rewrite it). The only
     // change before a worker is lost is a worker that ran out of partitions taking
-    // unstarted ones (at most every 2 s), which a slow test may see: it keeps the
+    // unstarted ones (at most every REBALANCE_INTERVAL), which a slow test may see: it keeps the
     // shard owners and moves no partition that was not in the first plan.
     let finished = eventually("a partition finishes", CONVERGE, || async {
         Some(scale.plane().partitions_done()).filter(|done| *done > 0)
@@ -79,7 +80,7 @@ async fn three_workers_copy_apply_lose_one_and_commit() {
                     .all(|id| plan.partitions.contains_key(id)),
             "after {finished} finished partitions: {unchanged:?} from {plan:?}"
         );
-        let rebalances = 1 + planned.elapsed().as_secs() / 2;
+        let rebalances = 1 + planned.elapsed().as_secs() / REBALANCE_INTERVAL.as_secs();
         assert!(
             unchanged.epoch - plan.epoch <= rebalances,
             "more plans than rebalances after {finished} finished partitions: {unchanged:?}"
