@@ -1483,9 +1483,7 @@ async fn run(settings: Settings) -> Value {
     let ceiling = ceiling_runs
         .iter()
         .map(CopyRun::docs_per_second)
-        .fold(None, |best: Option<f64>, rate| {
-            Some(best.map_or(rate, |b| b.max(rate)))
-        });
+        .max_by(f64::total_cmp);
     let failovers = if settings.wants("failover") && settings.failovers > 0 {
         failover_run(&settings).await
     } else {
