@@ -7,15 +7,13 @@
 //!
 //! Resume: after each batch is durably written (write concern majority), the partition's
 //! last `_id` is checkpointed (beside the next batch's write, so the checkpoint may trail
-//! by one batch; that batch is then written again and skipped as duplicates). A restart
+//! by one batch; that batch is then written again and skipped as duplicates; the last
+//! batch's checkpoint is the record that marks the partition done). A restart
 //! reads again from `min: {_id: last}` (inclusive) and drops the first document if it is
 //! `last` itself, so nothing is copied twice. A
 //! batch that was partly written before a crash or a retried network error gives
 //! duplicate-key errors on its already written documents: those are expected and skipped
 //! (the change stream later brings every document to its latest state anyway).
-
-use std::future::Future;
-use std::pin::Pin;
 
 use bson::{doc, Bson, RawDocumentBuf};
 use mongodb::error::{Error, ErrorKind};
@@ -96,10 +94,12 @@ pub async fn copy_partition(
     let (mut documents, mut bytes) = (partition.documents, partition.bytes);
 
     let mut current = cancellable(cancel, reader.next_batch()).await??;
-    // The previous batch's checkpoint, written beside this batch's write and the next
-    // read rather than alone in between (each one waited for a round trip behind the
-    // other partitions' inserts). Checkpoints stay in order: one at a time.
-    let mut checkpoint: Option<Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>> = None;
+    // The last `_id` written but not yet checkpointed, with the totals then. Its
+    // checkpoint is written beside the next batch's write and read rather than alone in
+    // between (each one waited for a round trip behind the other partitions' inserts),
+    // and the last one goes into the partition's finish record: a partition copied in
+    // one batch costs a read, a write and the finish.
+    let mut unsaved: Option<(Bson, u64, u64)> = None;
     while let Some(batch) = current {
         progress.write_gate.lock().check()?;
         let span = tracing::info_span!(
@@ -108,18 +108,18 @@ pub async fn copy_partition(
             bytes = batch.bytes
         );
         // Write this batch while reading the next one.
-        let previous = checkpoint.take();
+        let previous = unsaved.take();
         let (written, next, checkpointed) = cancellable(cancel, async {
-            tokio::join!(
-                write_batch(&target, &batch),
-                reader.next_batch(),
-                async move {
-                    match previous {
-                        Some(previous) => previous.await,
-                        None => Ok(()),
+            tokio::join!(write_batch(&target, &batch), reader.next_batch(), async {
+                match &previous {
+                    Some((last, documents, bytes)) => {
+                        metadata
+                            .checkpoint_partition(&partition.id, last, *documents, *bytes)
+                            .await
                     }
+                    None => Ok(()),
                 }
-            )
+            })
         })
         .instrument(span)
         .await?;
@@ -131,22 +131,13 @@ pub async fn copy_partition(
         stats.bytes += batch.bytes;
         documents += count;
         bytes += batch.bytes;
-        if let Some(last) = batch.last {
-            let id = &partition.id;
-            checkpoint = Some(Box::pin(async move {
-                metadata
-                    .checkpoint_partition(id, &last, documents, bytes, false)
-                    .await
-            }));
-        }
+        unsaved = batch.last.map(|last| (last, documents, bytes));
         current = next?;
     }
-    if let Some(pending) = checkpoint.take() {
-        cancellable(cancel, pending).await??;
-    }
+    let last = unsaved.map(|(last, _, _)| last);
     cancellable(
         cancel,
-        metadata.finish_partition(&partition.id, documents, bytes),
+        metadata.finish_partition(&partition.id, last.as_ref(), documents, bytes),
     )
     .await??;
     tracing::debug!(partition = %partition.id, documents = stats.documents, bytes = stats.bytes, "partition copied");

@@ -536,15 +536,16 @@ impl Metadata {
     /// finished partition is left as it is: a copier whose partition was given to
     /// another (a worker frozen past its lease, whose in-flight batch lands late) must
     /// not make it unfinished again, which would keep the copy from ever completing.
+    /// Records that the partition is copied up to `last` (inclusive), with its totals
+    /// then; a finished partition is left as it is.
     pub async fn checkpoint_partition(
         &self,
         id: &str,
         last: &Bson,
         documents: u64,
         bytes: u64,
-        done: bool,
     ) -> Result<()> {
-        let update = doc! {"$set": {"last": {"v": last.clone()}, "done": done, "documents": documents as i64, "bytes": bytes as i64}};
+        let update = doc! {"$set": {"last": {"v": last.clone()}, "documents": documents as i64, "bytes": bytes as i64}};
         let update = &update;
         retry("checkpoint partition", || {
             self.partitions
@@ -555,9 +556,20 @@ impl Metadata {
         Ok(())
     }
 
-    pub async fn finish_partition(&self, id: &str, documents: u64, bytes: u64) -> Result<()> {
-        let update =
-            doc! {"$set": {"done": true, "documents": documents as i64, "bytes": bytes as i64}};
+    /// Marks the partition copied, with its totals and, when given, the last `_id`
+    /// written since its last checkpoint.
+    pub async fn finish_partition(
+        &self,
+        id: &str,
+        last: Option<&Bson>,
+        documents: u64,
+        bytes: u64,
+    ) -> Result<()> {
+        let mut set = doc! {"done": true, "documents": documents as i64, "bytes": bytes as i64};
+        if let Some(last) = last {
+            set.insert("last", doc! {"v": last.clone()});
+        }
+        let update = doc! {"$set": set};
         let update = &update;
         retry("finish partition", || {
             self.partitions.update_one(doc! {"_id": id}, update.clone())

@@ -221,7 +221,7 @@ async fn mixed_id_types_are_copied_exactly_once_across_many_partitions() {
     // A late checkpoint of a superseded copier does not make a finished partition
     // unfinished again.
     metadata
-        .checkpoint_partition(&saved[0].id, &Bson::Int32(0), 1, 1, false)
+        .checkpoint_partition(&saved[0].id, &Bson::Int32(0), 1, 1)
         .await
         .expect("late checkpoint");
     assert_eq!(
@@ -276,7 +276,7 @@ async fn resume_from_a_checkpoint_mid_partition_copies_nothing_twice() {
     let last = Bson::try_from(raw[899].get("_id").expect("_id").expect("_id")).expect("bson");
     let metadata = Metadata::new(&destination);
     metadata
-        .checkpoint_partition(&partitions[0].id, &last, 900, 0, false)
+        .checkpoint_partition(&partitions[0].id, &last, 900, 0)
         .await
         .expect("checkpoint");
 
@@ -739,7 +739,7 @@ async fn a_collection_renamed_or_dropped_during_its_copy_is_followed() {
     let last = Bson::try_from(raw[899].get("_id").expect("_id").expect("_id")).expect("bson");
     let metadata = Metadata::new(&destination);
     metadata
-        .checkpoint_partition(&partitions[0].id, &last, 900, 0, false)
+        .checkpoint_partition(&partitions[0].id, &last, 900, 0)
         .await
         .expect("checkpoint");
     source
