@@ -165,7 +165,7 @@ pub fn run(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdResu
         check_writes_allowed(server, ctx, db)?;
     }
     let ns = format!("{db}.{coll}");
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     let collection = store.catalog.collection(db, &coll).ok_or_else(|| {
         CommandError::new(
             ErrorCode::NamespaceNotFound,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::oid::ObjectId;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -28,7 +28,7 @@ pub struct Server {
     pub topology_counter: AtomicI64,
     /// Bumped with `topology_counter` so awaitable hellos wake up.
     pub topology_changed: watch::Sender<i64>,
-    pub store: Mutex<Store>,
+    pub store: RwLock<Store>,
     /// Latest oplog sequence number, so change-stream getMores can wait for writes.
     pub oplog_seq: watch::Sender<u64>,
     pub cursors: Mutex<CursorTable>,
@@ -176,7 +176,7 @@ pub async fn start(config: TestbedConfig) -> Result<TestbedHandle, StartError> {
         process_id: ObjectId::new(),
         topology_counter: AtomicI64::new(0),
         topology_changed,
-        store: Mutex::new(store),
+        store: RwLock::new(store),
         oplog_seq,
         cursors: Mutex::new(CursorTable::default()),
         users,
@@ -239,7 +239,7 @@ async fn idle_ticker(server: Arc<Server>) {
     let mut seen_seq = 0;
     loop {
         tokio::time::sleep(interval).await;
-        let mut store = server.store.lock();
+        let mut store = server.store.write();
         // Only an interval without any write gets a no-op, as on a real primary.
         if store.oplog.next_seq() == seen_seq {
             store.noop();

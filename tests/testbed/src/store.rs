@@ -383,7 +383,7 @@ pub fn missing<'a>(db: &'a str, coll: &'a str) -> impl Fn() -> CommandError + 'a
 /// A document made ready for insert as mongod's `fixDocumentForInsert` does (`_id`
 /// first, generated if missing; empty top-level timestamps set to the insert's optime)
 /// and checked against the size limit. Insert commands prepare their documents before
-/// they take the store lock, which every other command waits for.
+/// they take the store's write lock, which every other command waits for.
 #[derive(Debug)]
 pub struct PreparedInsert {
     document: Document,

@@ -82,7 +82,7 @@ pub fn get_parameter(server: &Server, body: &Document) -> CmdResult<Document> {
 
 pub fn server_status(server: &Server) -> Document {
     let (version, _, _) = server.config.wire_version.server_version();
-    let (oplog_len, cursors) = (server.store.lock().oplog.len(), server.cursors.lock().len());
+    let (oplog_len, cursors) = (server.store.read().oplog.len(), server.cursors.lock().len());
     doc! {
         "host": server.host.clone(),
         "version": version,
@@ -104,7 +104,7 @@ pub fn host_info() -> Document {
 }
 
 pub fn repl_set_get_status(server: &Server) -> Document {
-    let last = server.store.lock().last_applied;
+    let last = server.store.read().last_applied;
     doc! {
         "set": server.config.repl_set.clone(),
         "myState": 1,
@@ -200,7 +200,7 @@ pub fn append_oplog_note(server: &Server, db: &str, body: &Document) -> CmdResul
             "BSON field 'appendOplogNote.data' is missing but a required field",
         ));
     }
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     let ts = store.tick();
     store.log(ts, "admin", None, Op::Noop);
     server.notify_oplog(&store);
@@ -255,7 +255,7 @@ pub fn db_stats(server: &Server, db: &str, body: &Document) -> CmdResult<Documen
         Some(value) => super::as_count("scale", value)?.max(1) as f64,
         None => 1.0,
     };
-    let store = server.store.lock();
+    let store = server.store.read();
     let (mut collections, mut views, mut objects, mut data_size, mut indexes) =
         (0i64, 0i64, 0i64, 0u64, 0i64);
     if let Some(database) = store.catalog.databases.get(db) {
@@ -295,7 +295,7 @@ pub fn db_stats(server: &Server, db: &str, body: &Document) -> CmdResult<Documen
 /// The deprecated collStats command (tools still call it).
 pub fn coll_stats(server: &Server, db: &str, body: &Document) -> CmdResult<Document> {
     let coll = collection_arg("collStats", body)?;
-    let store = server.store.lock();
+    let store = server.store.read();
     let collection = store.catalog.collection(db, &coll).ok_or_else(|| {
         CommandError::new(
             ErrorCode::NamespaceNotFound,

@@ -82,7 +82,7 @@ pub fn insert(
             _ => Err(CommandError::type_mismatch("documents must be objects")),
         })
         .collect();
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     for (index, document) in prepared.into_iter().enumerate() {
         let outcome = check_writes_allowed(server, ctx, db)
             .and_then(|_| store.ensure_collection(db, &coll))
@@ -345,7 +345,7 @@ pub fn update(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdR
     let (mut n, mut n_modified) = (0i64, 0i64);
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     for (index, statement) in updates.iter().enumerate() {
         let outcome = match statement {
             Bson::Document(statement) => {
@@ -395,7 +395,7 @@ pub fn delete(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdR
     let ordered = ordered(body);
     let mut n = 0i64;
     let mut errors = Vec::new();
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     for (index, statement) in deletes.iter().enumerate() {
         let outcome = (|| -> CmdResult<i64> {
             let Bson::Document(statement) = statement else {
@@ -525,7 +525,7 @@ pub fn find_and_modify(
         _ => None,
     };
     check_writes_allowed(server, ctx, db)?;
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     let target = first_match(&store, db, &coll, &matcher, sort.as_ref());
     let project = |document: &Document| -> CmdResult<Bson> {
         Ok(Bson::Document(match &projection {

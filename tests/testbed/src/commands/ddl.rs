@@ -42,7 +42,7 @@ fn cursor_reply(
         limit_remaining: None,
     };
     let (batch, exhausted) = {
-        let store = server.store.lock();
+        let store = server.store.read();
         cursor.next_batch(&store, batch_size)?
     };
     let id = if exhausted {
@@ -76,7 +76,7 @@ pub fn list_databases(server: &Server, db: &str, body: &Document) -> CmdResult<D
         Some(Bson::Document(filter)) if !filter.is_empty() => Some(Matcher::parse(filter)?),
         _ => None,
     };
-    let store = server.store.lock();
+    let store = server.store.read();
     let mut databases = Vec::new();
     let mut total: i64 = 0;
     for (name, database) in &store.catalog.databases {
@@ -121,7 +121,7 @@ pub fn list_collections(server: &Server, db: &str, body: &Document) -> CmdResult
         _ => None,
     };
     let entries: Vec<Document> = {
-        let store = server.store.lock();
+        let store = server.store.read();
         match store.catalog.databases.get(db) {
             None => Vec::new(),
             Some(database) => database
@@ -154,7 +154,7 @@ pub fn list_indexes(server: &Server, db: &str, body: &Document) -> CmdResult<Doc
     )?;
     let coll = collection_arg("listIndexes", body)?;
     let specs: Vec<Document> = {
-        let store = server.store.lock();
+        let store = server.store.read();
         let collection = store.catalog.collection(db, &coll).ok_or_else(|| {
             CommandError::new(
                 ErrorCode::NamespaceNotFound,
@@ -371,7 +371,7 @@ pub fn create(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdR
     let coll = collection_arg("create", body)?;
     let (kind, options) = normalise_create(db, body)?;
     check_writes_allowed(server, ctx, db)?;
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     if let Some(existing) = store.catalog.collection(db, &coll) {
         let identical = existing.options == options && same_kind(&existing.kind, &kind);
         if identical && server.config.wire_version.idempotent_ddl() {
@@ -413,7 +413,7 @@ pub fn drop(server: &Server, ctx: &ConnCtx, db: &str, body: &Document) -> CmdRes
     check_fields("drop", body, &["collectionUUID"])?;
     let coll = collection_arg("drop", body)?;
     check_writes_allowed(server, ctx, db)?;
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     match store.drop_collection(db, &coll) {
         Some(indexes) => {
             server.notify_oplog(&store);
@@ -435,7 +435,7 @@ pub fn drop_database(server: &Server, ctx: &ConnCtx, db: &str) -> CmdResult<Docu
         ));
     }
     check_writes_allowed(server, ctx, db)?;
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     store.drop_database(db);
     server.notify_oplog(&store);
     Ok(Document::new())
@@ -491,7 +491,7 @@ pub fn rename_collection(
         ));
     }
     check_writes_allowed(server, ctx, from_db)?;
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     match store.catalog.collection(from_db, from_coll) {
         None => {
             return Err(CommandError::new(
@@ -551,7 +551,7 @@ pub fn create_indexes(
         specs.push(Index::from_spec(raw)?);
     }
     check_writes_allowed(server, ctx, db)?;
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     let created_collection = store.catalog.collection(db, &coll).is_none();
     store.ensure_collection(db, &coll)?;
     let ns = format!("{db}.{coll}");
@@ -685,7 +685,7 @@ pub fn drop_indexes(
         })?
         .clone();
     check_writes_allowed(server, ctx, db)?;
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     let collection = store.catalog.collection_mut(db, &coll).ok_or_else(|| {
         CommandError::new(
             ErrorCode::NamespaceNotFound,

@@ -81,7 +81,7 @@ async fn wait_if_awaitable(server: &Arc<Server>, body: &Document) -> CmdResult<(
 
 fn reply(server: &Server, ctx: &ConnCtx, name: &str, body: &Document) -> Document {
     let (last_write, version) = {
-        let store = server.store.lock();
+        let store = server.store.read();
         (store.last_applied, server.config.wire_version)
     };
     let last_write_date = bson::DateTime::from_millis(i64::from(last_write.time) * 1000);

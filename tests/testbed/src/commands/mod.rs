@@ -214,7 +214,7 @@ fn gossip_cluster_time(server: &Server, body: &Document) {
     }
     if let Some(Bson::Document(cluster_time)) = body.get("$clusterTime") {
         if let Some(Bson::Timestamp(ts)) = cluster_time.get("clusterTime") {
-            server.store.lock().clock.advance_to(*ts);
+            server.store.write().clock.advance_to(*ts);
         }
     }
 }
@@ -373,7 +373,7 @@ fn decorate(server: &Server, mut reply: Document) -> Document {
         reply.insert("ok", 1.0);
     }
     let (cluster_time, operation_time) = {
-        let store = server.store.lock();
+        let store = server.store.read();
         (store.clock.now(), store.last_applied)
     };
     reply.insert(

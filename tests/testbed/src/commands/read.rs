@@ -144,7 +144,7 @@ pub fn find(server: &Server, db: &str, body: &Document) -> CmdResult<Document> {
         _ => None,
     };
     let ns = format!("{db}.{coll}");
-    let store = server.store.lock();
+    let store = server.store.read();
     if let Some(expected) = body.get("collectionUUID") {
         check_collection_uuid(&store, db, &coll, expected)?;
     }
@@ -565,7 +565,7 @@ pub async fn get_more(server: &Arc<Server>, db: &str, body: &Document) -> CmdRes
     }
     let result = match &mut cursor.kind {
         CursorKind::Find(find) => {
-            let store = server.store.lock();
+            let store = server.store.read();
             find.next_batch(&store, batch_size)
                 .map(|(batch, exhausted)| (Bson::from(batch), exhausted, None))
         }
@@ -616,7 +616,7 @@ async fn change_stream_batch(
     loop {
         changes.borrow_and_update();
         let (batch, pbrt) = {
-            let store = server.store.lock();
+            let store = server.store.read();
             stream.next_batch(&store, batch_size)?
         };
         if !batch.is_empty() || stream.closed || tokio::time::Instant::now() >= deadline {
@@ -626,7 +626,7 @@ async fn change_stream_batch(
             .await
             .is_err()
         {
-            let store = server.store.lock();
+            let store = server.store.read();
             return stream.next_batch(&store, batch_size);
         }
     }
@@ -689,7 +689,7 @@ pub fn count(server: &Server, db: &str, body: &Document) -> CmdResult<Document> 
         _ => None,
     }
     .filter(|l| *l > 0);
-    let store = server.store.lock();
+    let store = server.store.read();
     let Some(collection) = store.catalog.collection(db, &coll) else {
         return Ok(doc! {"n": 0});
     };
@@ -725,7 +725,7 @@ pub fn distinct(server: &Server, db: &str, body: &Document) -> CmdResult<Documen
         Some(query) if !query.is_empty() => Some(Matcher::parse(&query)?),
         _ => None,
     };
-    let store = server.store.lock();
+    let store = server.store.read();
     let mut values: Vec<Bson> = Vec::new();
     if let Some(collection) = store.catalog.collection(db, &coll) {
         for stored in collection.docs.values() {
@@ -821,7 +821,7 @@ pub fn aggregate(server: &Server, db: &str, body: &Document) -> CmdResult<Docume
         },
     )?;
     let output = {
-        let store = server.store.lock();
+        let store = server.store.read();
         if let Some(stage) = coll_stats {
             let input = vec![coll_stats_stage(&store, server, db, &coll, stage)?];
             drop(store);
@@ -849,7 +849,7 @@ pub fn aggregate(server: &Server, db: &str, body: &Document) -> CmdResult<Docume
         limit_remaining: None,
     };
     let (batch, exhausted) = {
-        let store = server.store.lock();
+        let store = server.store.read();
         cursor.next_batch(&store, Some(batch_size.unwrap_or(DEFAULT_FIRST_BATCH)))?
     };
     Ok(reply_with_cursor(
@@ -1071,7 +1071,7 @@ fn open_change_stream(
         Scope::Database(d) => format!("{d}.$cmd.aggregate"),
         Scope::Collection(d, c) => format!("{d}.{c}"),
     };
-    let store = server.store.lock();
+    let store = server.store.read();
     if let Scope::Collection(d, c) = &scope {
         if store
             .catalog

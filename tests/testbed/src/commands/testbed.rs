@@ -15,7 +15,7 @@ pub fn truncate_oplog(server: &Server, body: &Document) -> CmdResult<Document> {
         Some(value) => as_count("keep", value)? as usize,
         None => 0,
     };
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     let before = store.oplog.len();
     store.oplog.truncate_keep(keep);
     Ok(doc! {"removed": (before - store.oplog.len()) as i64})
@@ -26,7 +26,7 @@ pub fn set_oplog_retention(server: &Server, body: &Document) -> CmdResult<Docume
         None | Some(Bson::Null) => None,
         Some(value) => Some(as_count("entries", value)?.max(1) as usize),
     };
-    server.store.lock().oplog.set_retention(retention);
+    server.store.write().oplog.set_retention(retention);
     Ok(Document::new())
 }
 
@@ -44,7 +44,7 @@ pub fn step_down(server: &Server) -> Document {
 }
 
 pub fn advance_clock(server: &Server, body: &Document) -> CmdResult<Document> {
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     let now = store.clock.now();
     let target = match (body.get("seconds"), body.get("to")) {
         (Some(seconds), None) => Timestamp {
@@ -79,7 +79,7 @@ pub fn set_latency(server: &Server, body: &Document) -> CmdResult<Document> {
 /// One pass of mongod's TTL monitor: deletes expired documents (with delete events).
 pub fn run_ttl_pass(server: &Server) -> CmdResult<Document> {
     let now_ms = bson::DateTime::now().timestamp_millis();
-    let mut store = server.store.lock();
+    let mut store = server.store.write();
     let mut expired: Vec<(String, String, Bson)> = Vec::new();
     for (db, database) in &store.catalog.databases {
         for (name, collection) in &database.collections {
