@@ -158,7 +158,7 @@ pub struct WorkerArgs {
     /// Connection string of the second cluster [default: the one the leader publishes in etcd].
     #[arg(long, value_name = "URI", requires = "cluster0")]
     pub cluster1: Option<String>,
-    /// 1 (least load) to 4 (fastest) [default: the /start request's].
+    /// 1 (least load) to 4 (fastest) [default: the leader's --loadLevel, else 3, or 2 with preExistingDestinationData].
     #[arg(long = "loadLevel", alias = "load-level")]
     pub load_level: Option<u8>,
     /// Directory for c2c.log [default: stdout].

@@ -8,7 +8,7 @@ use c2c_api::v1::{
     AssignRequest, ClusterTime, Mismatch as ProtoMismatch, Verification, VerificationSide,
     WorkerReport,
 };
-use c2c_engine::options::StartRequest;
+use c2c_engine::options::{LoadLevel, StartRequest};
 use c2c_engine::progress::Phase;
 use c2c_engine::share::{ShareReport, ShareSpec};
 use c2c_engine::verify::{Mismatch, VerificationSummary, VerifierPhase};
@@ -38,6 +38,19 @@ pub fn cluster_time(time: Timestamp) -> ClusterTime {
 pub fn start_request(assign: &AssignRequest) -> Result<StartRequest, String> {
     serde_json::from_str(&assign.request_json)
         .map_err(|error| format!("request_json is not a c2c start request: {error}"))
+}
+
+/// The leader's `--loadLevel`, if it sent one.
+pub fn leader_load_level(assign: &AssignRequest) -> Result<Option<LoadLevel>, String> {
+    assign
+        .load_level
+        .map(|level| {
+            u8::try_from(level)
+                .ok()
+                .and_then(LoadLevel::new)
+                .ok_or_else(|| format!("load_level {level} is not between 1 and 4"))
+        })
+        .transpose()
 }
 
 pub fn share_spec(assign: &AssignRequest) -> Result<ShareSpec, String> {

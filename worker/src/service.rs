@@ -101,10 +101,17 @@ impl WorkerService {
         }
     }
 
-    fn build_share(&self, request: &StartRequest) -> Result<Arc<Share>, Status> {
+    /// `leader_load_level` is the leader's `--loadLevel`: it applies unless this worker
+    /// was started with its own (a host can be held to less, or allowed more).
+    fn build_share(
+        &self,
+        request: &StartRequest,
+        leader_load_level: Option<LoadLevel>,
+    ) -> Result<Arc<Share>, Status> {
         let (source, source_hosts) = self.cluster(&request.source)?;
         let (destination, destination_hosts) = self.cluster(&request.destination)?;
-        let options = SyncOptions::from_request(request, self.settings.load_level)
+        let load_level = self.settings.load_level.or(leader_load_level);
+        let options = SyncOptions::from_request(request, load_level)
             .map_err(|error| Status::invalid_argument(error.to_string()))?;
         let lease = self.lease.clone();
         let gate = WriteGate::new(move || lease.is_valid());
@@ -241,12 +248,16 @@ impl Worker for WorkerEndpoint {
             self.check_lease()?;
             let start = convert::start_request(&assign).map_err(Status::invalid_argument)?;
             let spec = convert::share_spec(&assign).map_err(Status::invalid_argument)?;
+            let leader_load_level =
+                convert::leader_load_level(&assign).map_err(Status::invalid_argument)?;
             let mut current = self.admit(fence).await?;
+            // The load level is taken when the share is built: a later leader started
+            // with another one does not restart the work (the worker's next start does).
             if current.request.as_ref() != Some(&start) {
                 if let Some(old) = current.share.take() {
                     old.stop().await;
                 }
-                current.share = Some(self.build_share(&start)?);
+                current.share = Some(self.build_share(&start, leader_load_level)?);
                 current.request = Some(start);
             }
             let share = current.share.clone().expect("set above");
@@ -427,6 +438,11 @@ mod tests {
 
     /// A worker whose clusters are never contacted (nothing is assigned to it).
     async fn unassigned_worker() -> WorkerEndpoint {
+        worker_with_load_level(None).await
+    }
+
+    /// The same, started with `--loadLevel` when given.
+    async fn worker_with_load_level(load_level: Option<u8>) -> WorkerEndpoint {
         let client = Client::with_uri_str("mongodb://127.0.0.1:9")
             .await
             .expect("a lazy client");
@@ -434,10 +450,75 @@ mod tests {
             id: "w1".into(),
             cluster0: (client.clone(), Vec::new()),
             cluster1: (client, Vec::new()),
-            load_level: None,
+            load_level: load_level.map(|level| LoadLevel::new(level).expect("1 to 4")),
             engine: EngineConfig::default(),
         };
         WorkerEndpoint(Arc::new(WorkerService::new(settings, Arc::new(Held))))
+    }
+
+    /// An assignment that holds the work back (`run: false`), so nothing is started and
+    /// no cluster is contacted, from a leader started with `--loadLevel load_level`.
+    fn held_assignment(load_level: Option<u32>) -> AssignRequest {
+        AssignRequest {
+            fence: Some(WireFence { term: 1, epoch: 1 }),
+            migration_id: "default".into(),
+            request_json: r#"{"source":"cluster0","destination":"cluster1","includeNamespaces":[],"excludeNamespaces":[],"buildIndexes":"afterDataCopy","reversible":false,"enableUserWriteBlocking":"destinationOnly","verificationEnabled":false,"detectRandomId":true,"preExistingDestinationData":false}"#.into(),
+            load_level,
+            reversed: false,
+            stream_start: Some(convert::cluster_time(Timestamp {
+                time: 5,
+                increment: 1,
+            })),
+            shard_count: 1,
+            shards: Vec::new(),
+            owned_shards: Vec::new(),
+            partitions: Vec::new(),
+            run: false,
+        }
+    }
+
+    async fn share_load_level(endpoint: &WorkerEndpoint) -> u8 {
+        let current = endpoint.0.current.lock().await;
+        let share = current.share.as_ref().expect("a share after Assign");
+        share.options().load_level.get()
+    }
+
+    /// mongosync's `--loadLevel` is the process's; a scaled-out migration is started on
+    /// the coordinator, so its `--loadLevel` has to reach workers started without one.
+    #[tokio::test]
+    async fn a_worker_without_its_own_load_level_takes_the_leaders() {
+        let endpoint = worker_with_load_level(None).await;
+        endpoint
+            .assign(Request::new(held_assignment(Some(1))))
+            .await
+            .expect("assigned");
+        assert_eq!(share_load_level(&endpoint).await, 1);
+
+        let endpoint = worker_with_load_level(None).await;
+        endpoint
+            .assign(Request::new(held_assignment(None)))
+            .await
+            .expect("assigned");
+        assert_eq!(share_load_level(&endpoint).await, 3, "mongosync's default");
+
+        let endpoint = worker_with_load_level(Some(2)).await;
+        endpoint
+            .assign(Request::new(held_assignment(Some(4))))
+            .await
+            .expect("assigned");
+        assert_eq!(
+            share_load_level(&endpoint).await,
+            2,
+            "the worker's own wins"
+        );
+
+        let endpoint = worker_with_load_level(None).await;
+        let refused = endpoint
+            .assign(Request::new(held_assignment(Some(9))))
+            .await
+            .expect_err("no such load level");
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().contains("load_level 9"), "{refused:?}");
     }
 
     /// A worker restarted since its last assignment (or never assigned) must not answer

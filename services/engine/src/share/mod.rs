@@ -154,6 +154,11 @@ impl Share {
     }
 
     /// Makes the running units match `spec` (see the module docs).
+    /// The options this share runs with.
+    pub fn options(&self) -> &SyncOptions {
+        &self.options
+    }
+
     pub async fn assign(&self, spec: ShareSpec) -> Result<()> {
         let mut units = self.units.lock().await;
         let streams_still_right = units
