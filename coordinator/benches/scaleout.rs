@@ -40,6 +40,7 @@
 //! | `C2C_BENCH_LATENCY_MS` | 2 | per-operation latency of both testbeds (set after the load) |
 //! | `C2C_BENCH_CEA_SECONDS` | 8 | seconds of source writes per scaling run |
 //! | `C2C_BENCH_PARTITION_KIB` | 512 | copy partition size (`C2C_PARTITION_TARGET_BYTES`) |
+//! | `C2C_BENCH_LOAD_LEVEL` | 3 | `--loadLevel` of the coordinators: 1, 2, 4 or 8 partitions copied at once per worker |
 //! | `C2C_BENCH_FAILOVERS` | 3 | leader kills in the failover run |
 //! | `C2C_BENCH_LOSS_DOCS` | 60000 | documents of the worker-loss run |
 //! | `C2C_BENCH_LOSS_LATENCY_MS` | 20 | latency of the worker-loss run (so its copy lasts) |
@@ -94,6 +95,8 @@ struct Settings {
     latency_ms: u64,
     cea_seconds: u64,
     partition_bytes: u64,
+    /// `--loadLevel` of the coordinators (copy partitions in flight per worker).
+    load_level: u64,
     failovers: usize,
     loss_documents: i64,
     loss_latency_ms: u64,
@@ -125,6 +128,7 @@ impl Settings {
             latency_ms: env_one("C2C_BENCH_LATENCY_MS", 2),
             cea_seconds: env_one("C2C_BENCH_CEA_SECONDS", 8).max(1),
             partition_bytes: env_one("C2C_BENCH_PARTITION_KIB", 512).max(16) * 1024,
+            load_level: env_one("C2C_BENCH_LOAD_LEVEL", 3).clamp(1, 4),
             failovers: env_one("C2C_BENCH_FAILOVERS", 3) as usize,
             loss_documents: env_one("C2C_BENCH_LOSS_DOCS", 60_000).max(8 * INSERT_BATCH as u64)
                 as i64,
@@ -429,11 +433,12 @@ struct Deployment {
     coordinators: Vec<Proc>,
     workers: Vec<Proc>,
     partition_bytes: u64,
+    load_level: u64,
     dir: PathBuf,
 }
 
 impl Deployment {
-    async fn start(partition_bytes: u64) -> Deployment {
+    async fn start(partition_bytes: u64, load_level: u64) -> Deployment {
         let etcd = EtcdServer::start().await;
         let etcd_client = c2c_membership::connect(&etcd.endpoints())
             .await
@@ -480,6 +485,7 @@ impl Deployment {
             coordinators: Vec::new(),
             workers: Vec::new(),
             partition_bytes,
+            load_level,
             dir,
         }
     }
@@ -552,6 +558,8 @@ impl Deployment {
             port.to_string(),
             "--verbosity".into(),
             process_verbosity(),
+            "--loadLevel".into(),
+            self.load_level.to_string(),
         ];
         let mut proc = Proc {
             id: id.into(),
@@ -872,7 +880,7 @@ impl CeaResult {
 }
 
 async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
-    let mut d = Deployment::start(settings.partition_bytes).await;
+    let mut d = Deployment::start(settings.partition_bytes, settings.load_level).await;
     let load_seconds = d.load(settings.documents).await;
     d.set_latency(settings.latency_ms).await;
     let leader = d.start_processes(1, workers).await;
@@ -910,7 +918,7 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
 async fn ceiling_run(settings: &Settings, workers: usize) -> Vec<CopyRun> {
     let mut runs = Vec::new();
     for workers in [workers, workers * 2] {
-        let mut d = Deployment::start(settings.partition_bytes).await;
+        let mut d = Deployment::start(settings.partition_bytes, settings.load_level).await;
         let load_seconds = d.load(settings.documents).await;
         let leader = d.start_processes(1, workers).await;
         println!(
@@ -1194,7 +1202,7 @@ struct Failover {
 }
 
 async fn failover_run(settings: &Settings) -> Vec<Failover> {
-    let mut d = Deployment::start(settings.partition_bytes).await;
+    let mut d = Deployment::start(settings.partition_bytes, settings.load_level).await;
     d.load(FAILOVER_DOCS).await;
     d.set_latency(settings.latency_ms).await;
     let leader = d.start_processes(2, 2).await;
@@ -1269,7 +1277,7 @@ fn workers_of(progress: &Value) -> BTreeMap<String, Value> {
 }
 
 async fn worker_loss_run(settings: &Settings) -> WorkerLoss {
-    let mut d = Deployment::start(settings.loss_partition_bytes).await;
+    let mut d = Deployment::start(settings.loss_partition_bytes, settings.load_level).await;
     d.load(settings.loss_documents).await;
     d.set_latency(settings.loss_latency_ms).await;
     let leader = d.start_processes(1, LOSS_WORKERS).await;
@@ -1451,10 +1459,11 @@ async fn run(settings: Settings) -> Value {
         load_average()
     );
     println!(
-        "settings: {} documents of 1 KiB over 8 collections in 4 databases, {} ms latency per operation on both clusters, {} KiB partitions, {} s of CEA writes ({WRITER_TASKS} writers, {UPDATES_PER_COMMAND} $inc per command), verification {}",
+        "settings: {} documents of 1 KiB over 8 collections in 4 databases, {} ms latency per operation on both clusters, {} KiB partitions, loadLevel {}, {} s of CEA writes ({WRITER_TASKS} writers, {UPDATES_PER_COMMAND} $inc per command), verification {}",
         settings.documents,
         settings.latency_ms,
         settings.partition_bytes / 1024,
+        settings.load_level,
         settings.cea_seconds,
         if settings.verification { "on" } else { "off" }
     );
@@ -1627,6 +1636,7 @@ async fn run(settings: Settings) -> Value {
             "collections_per_database": COLLECTIONS.len(),
             "latency_ms": settings.latency_ms,
             "partition_bytes": settings.partition_bytes,
+            "load_level": settings.load_level,
             "cea_seconds": settings.cea_seconds,
             "writer_tasks": WRITER_TASKS,
             "updates_per_command": UPDATES_PER_COMMAND,
