@@ -171,6 +171,79 @@ async fn sort_follows_canonical_bson_order_across_types() {
     testbed.shutdown().await;
 }
 
+/// An `_id` equality is answered from the `_id` index (a point lookup, not a scan of the
+/// collection), with mongod's results: numbers equal across types, the rest of the filter
+/// applied to the document found, skip, limit and projection kept.
+#[tokio::test]
+async fn an_id_equality_finds_its_document_with_the_rest_of_the_filter() {
+    let (testbed, client) = start(fast_config()).await;
+    let coll: Collection<Document> = client.database("d").collection("points");
+    coll.insert_many(vec![
+        doc! {"_id": 5i64, "x": 1, "a": 1},
+        doc! {"_id": 7.5, "x": 2},
+        doc! {"_id": "s", "x": 3, "b": 2},
+        doc! {"_id": {"k": 1}, "x": 4},
+        doc! {"_id": Bson::Null, "x": 5},
+    ])
+    .await
+    .unwrap();
+    let ids = |found: Vec<Document>| -> Vec<Bson> {
+        found
+            .iter()
+            .map(|d| d.get("_id").cloned().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        ids(find_all(coll.find(doc! {"_id": 5})).await),
+        [Bson::Int64(5)]
+    );
+    assert_eq!(
+        ids(find_all(coll.find(doc! {"_id": 5.0, "x": 1})).await),
+        [Bson::Int64(5)]
+    );
+    assert!(find_all(coll.find(doc! {"_id": 5, "x": 2}))
+        .await
+        .is_empty());
+    assert!(find_all(coll.find(doc! {"_id": 99})).await.is_empty());
+    assert_eq!(
+        ids(find_all(coll.find(doc! {"_id": {"$in": [7.5]}})).await),
+        [Bson::Double(7.5)]
+    );
+    assert_eq!(
+        ids(find_all(coll.find(doc! {"_id": "s", "$or": [{"a": 1}, {"b": 2}]})).await),
+        [Bson::String("s".into())]
+    );
+    assert!(
+        find_all(coll.find(doc! {"_id": "s", "$or": [{"a": 1}, {"b": 3}]}))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        ids(find_all(coll.find(doc! {"_id": Bson::Null})).await),
+        [Bson::Null]
+    );
+    assert_eq!(
+        ids(find_all(coll.find(doc! {"_id": {"k": 1}})).await),
+        [Bson::Document(doc! {"k": 1})]
+    );
+    let projected = find_all(
+        coll.find(doc! {"_id": 5})
+            .projection(doc! {"x": 1, "_id": 0}),
+    )
+    .await;
+    assert_eq!(projected, [doc! {"x": 1}]);
+    assert!(find_all(coll.find(doc! {"_id": 5}).skip(1))
+        .await
+        .is_empty());
+    assert_eq!(
+        find_all(coll.find(doc! {"_id": 5}).sort(doc! {"x": -1}).limit(1))
+            .await
+            .len(),
+        1
+    );
+    testbed.shutdown().await;
+}
+
 #[tokio::test]
 async fn range_predicates_bracket_types_but_min_max_bounds_do_not() {
     let (testbed, client) = start(fast_config()).await;

@@ -254,6 +254,14 @@ fn plan_scan(
         _ => None,
     });
     let _ = store;
+    // An `_id` equality is a point lookup in the `_id` index (mongod's IDHACK, or an index
+    // scan of one key), the rest of the filter applied to the document found; at most
+    // one document needs no sort.
+    if hint.is_none() {
+        if let Some(id) = matcher.and_then(id_equality) {
+            return Ok((materialise(collection, vec![Key(id)], matcher, None), true));
+        }
+    }
     match hint {
         Some(Hint::Natural(forward)) => {
             if min.is_some() || max.is_some() {
@@ -344,8 +352,8 @@ fn plan_scan(
                 true,
             )),
             (None, _) => {
-                // A filter on _id makes mongod use the _id index; anything else is a
-                // collection scan in natural order.
+                // Another filter on _id makes mongod use the _id index; anything else is
+                // a collection scan in natural order.
                 let uses_id = filter.is_some_and(|f| f.keys().any(|k| k == "_id"));
                 if uses_id {
                     Ok((
@@ -369,6 +377,23 @@ fn plan_scan(
             }
         },
     }
+}
+
+/// The value of a top-level `_id` equality the filter requires, when one key of the
+/// `_id` index can answer it (not a document, array or regex: those compare by rules a
+/// single key lookup does not follow).
+fn id_equality(matcher: &Matcher) -> Option<Bson> {
+    matcher
+        .equality_fields()
+        .into_iter()
+        .find(|(path, _)| path == "_id")
+        .map(|(_, id)| id)
+        .filter(|id| {
+            !matches!(
+                id,
+                Bson::Document(_) | Bson::Array(_) | Bson::RegularExpression(_)
+            )
+        })
 }
 
 enum Hint {
