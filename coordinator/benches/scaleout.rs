@@ -18,10 +18,11 @@
 //!    change-stream shard, applied in order; there are as many shards as workers at the
 //!    first plan). A backlog measures c2c: live, the rate is what the shared source takes
 //!    while serving every shard's change stream.
-//! 2. **Machine limit**: the same copy with no latency, with the most workers and twice
-//!    as many; the best rate is what this machine can copy at all, every process
-//!    (testbeds included) sharing its cores. The copy target is 0.8 × N times the first
-//!    worker count's rate up to that limit: 0.8 × min(N × first, limit).
+//! 2. **Machine limit**: the same copy and CEA with no latency, with the most workers and
+//!    twice as many; the best rates are what this machine can copy and apply at all,
+//!    every process (testbeds and writers included) sharing its cores. Each target is
+//!    0.8 × N times the first worker count's rate up to that limit:
+//!    0.8 × min(N × first, limit).
 //! 3. **Leader failover**: 2 coordinators and 2 workers on a running migration; `kill -9`
 //!    of the leader → the other coordinator is the etcd leader and answers `/progress`
 //!    itself with its own id as `coordinatorID`. The killed one restarts as a follower;
@@ -912,10 +913,10 @@ async fn scaling_run(settings: &Settings, workers: usize) -> ScalingRow {
     ScalingRow { copy, cea }
 }
 
-/// The same copy with no latency, so that nothing waits and it goes as fast as this
-/// machine's cores let every process (testbeds included) go: the machine's limit, which
-/// more workers cannot pass. Best of `workers` and twice as many.
-async fn ceiling_run(settings: &Settings, workers: usize) -> Vec<CopyRun> {
+/// The same copy and CEA with no latency, so that nothing waits and they go as fast as
+/// this machine's cores let every process (testbeds and writers included) go: the
+/// machine's limits, which more workers cannot pass. Best of `workers` and twice as many.
+async fn ceiling_run(settings: &Settings, workers: usize) -> Vec<ScalingRow> {
     let mut runs = Vec::new();
     for workers in [workers, workers * 2] {
         let mut d = Deployment::start(settings.partition_bytes, settings.load_level).await;
@@ -926,7 +927,18 @@ async fn ceiling_run(settings: &Settings, workers: usize) -> Vec<CopyRun> {
             settings.documents
         );
         let label = format!("ceiling, {workers} worker(s), no latency");
-        runs.push(copy_run(&d, &leader, settings, workers, &label).await);
+        let copy = copy_run(&d, &leader, settings, workers, &label).await;
+        let cea = cea_run(&d, &leader, settings).await;
+        println!(
+            "[{label}] CEA: wrote {} events in {:.1} s ({:.0}/s) while paused; after /resume all applied in {:.2} s = {:.0} events/s",
+            cea.written,
+            cea.write_seconds,
+            cea.written_per_second(),
+            cea.drain_seconds,
+            cea.events_per_second(),
+        );
+        println!("  {}", cores_line(&cea.cores));
+        runs.push(ScalingRow { copy, cea });
         d.stop().await;
     }
     runs
@@ -1491,7 +1503,11 @@ async fn run(settings: Settings) -> Value {
     };
     let ceiling = ceiling_runs
         .iter()
-        .map(CopyRun::docs_per_second)
+        .map(|run| run.copy.docs_per_second())
+        .max_by(f64::total_cmp);
+    let cea_ceiling = ceiling_runs
+        .iter()
+        .map(|run| run.cea.events_per_second())
         .max_by(f64::total_cmp);
     let failovers = if settings.wants("failover") && settings.failovers > 0 {
         failover_run(&settings).await
@@ -1513,12 +1529,28 @@ async fn run(settings: Settings) -> Value {
             r.cea.events_per_second(),
         )
     });
-    if let Some(ceiling) = ceiling {
+    if let (Some(ceiling), Some(cea_ceiling)) = (ceiling, cea_ceiling) {
         println!(
             "machine limit for this copy (no latency, best of {}): {ceiling:.0} docs/s",
             ceiling_runs
                 .iter()
-                .map(|run| format!("{} workers {:.0}", run.workers, run.docs_per_second()))
+                .map(|run| format!(
+                    "{} workers {:.0}",
+                    run.copy.workers,
+                    run.copy.docs_per_second()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "machine limit for this CEA (no latency, best of {}): {cea_ceiling:.0} events/s",
+            ceiling_runs
+                .iter()
+                .map(|run| format!(
+                    "{} workers {:.0}",
+                    run.copy.workers,
+                    run.cea.events_per_second()
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -1548,10 +1580,10 @@ async fn run(settings: Settings) -> Value {
         let copy_factor = row.copy.docs_per_second() / copy0;
         let cea_factor = row.cea.events_per_second() / cea0;
         let linear = row.copy.workers as f64 / n0;
-        let cea_target = 0.8 * linear;
         // 0.8 × N times the first rate, up to the machine's limit: N times the first rate
-        // cannot be asked of the copy beyond what the machine can copy at all.
+        // cannot be asked beyond what the machine can copy or apply at all.
         let copy_target = 0.8 * ceiling.map_or(linear, |c| linear.min(c / copy0));
+        let cea_target = 0.8 * cea_ceiling.map_or(linear, |c| linear.min(c / cea0));
         if row.copy.workers as f64 > n0 {
             scaling_met &= copy_factor >= copy_target && cea_factor >= cea_target;
         }
@@ -1650,9 +1682,18 @@ async fn run(settings: Settings) -> Value {
         },
         "scaling": scaling_json,
         "machine_limit": {
-            "method": "the same copy with no latency, best of the most workers and twice as many",
+            "method": "the same copy and CEA with no latency, best of the most workers and twice as many",
             "docs_per_second": ceiling,
-            "runs": ceiling_runs.iter().map(|run| copy_json(run, None)).collect::<Vec<_>>(),
+            "cea_events_per_second": cea_ceiling,
+            "runs": ceiling_runs.iter().map(|run| json!({
+                "copy": copy_json(&run.copy, None),
+                "cea": {
+                    "events_written": run.cea.written,
+                    "events_per_second": run.cea.events_per_second(),
+                    "seconds_from_resume_until_all_applied": run.cea.drain_seconds,
+                    "cores_used": run.cea.cores,
+                },
+            })).collect::<Vec<_>>(),
         },
         "failover": {
             "runs": failovers.iter().map(|f| json!({"elected_seconds": f.elected, "serving_seconds": f.serving})).collect::<Vec<_>>(),
