@@ -19,8 +19,9 @@
 //!    first plan). A backlog measures c2c: live, the rate is what the shared source takes
 //!    while serving every shard's change stream.
 //! 2. **Machine limit**: the same copy and CEA with no latency, with the most workers and
-//!    twice as many; the best rates are what this machine can copy and apply at all,
-//!    every process (testbeds and writers included) sharing its cores. Each target is
+//!    twice as many; the best rates seen (these runs' and the scaling runs') are what
+//!    this machine can copy and apply at all, every process (testbeds and writers
+//!    included) sharing its cores. Each target is
 //!    0.8 × N times the first worker count's rate up to that limit:
 //!    0.8 × min(N × first, limit).
 //! 3. **Leader failover**: 2 coordinators and 2 workers on a running migration; `kill -9`
@@ -1501,14 +1502,21 @@ async fn run(settings: Settings) -> Value {
     } else {
         Vec::new()
     };
-    let ceiling = ceiling_runs
-        .iter()
-        .map(|run| run.copy.docs_per_second())
-        .max_by(f64::total_cmp);
-    let cea_ceiling = ceiling_runs
-        .iter()
-        .map(|run| run.cea.events_per_second())
-        .max_by(f64::total_cmp);
+    // The machine's limits: the best rates seen. The runs without latency are meant to
+    // reach them, but a scaling run that went faster shows the machine can do more (a
+    // CEA backlog written without latency is larger and spills more to disk).
+    let best_seen = |rate: fn(&ScalingRow) -> f64| {
+        if ceiling_runs.is_empty() {
+            return None;
+        }
+        ceiling_runs
+            .iter()
+            .chain(&rows)
+            .map(rate)
+            .max_by(f64::total_cmp)
+    };
+    let ceiling = best_seen(|run| run.copy.docs_per_second());
+    let cea_ceiling = best_seen(|run| run.cea.events_per_second());
     let failovers = if settings.wants("failover") && settings.failovers > 0 {
         failover_run(&settings).await
     } else {
@@ -1531,7 +1539,7 @@ async fn run(settings: Settings) -> Value {
     });
     if let (Some(ceiling), Some(cea_ceiling)) = (ceiling, cea_ceiling) {
         println!(
-            "machine limit for this copy (no latency, best of {}): {ceiling:.0} docs/s",
+            "machine limit for this copy (best seen; no latency: {}): {ceiling:.0} docs/s",
             ceiling_runs
                 .iter()
                 .map(|run| format!(
@@ -1543,7 +1551,7 @@ async fn run(settings: Settings) -> Value {
                 .join(", ")
         );
         println!(
-            "machine limit for this CEA (no latency, best of {}): {cea_ceiling:.0} events/s",
+            "machine limit for this CEA (best seen; no latency: {}): {cea_ceiling:.0} events/s",
             ceiling_runs
                 .iter()
                 .map(|run| format!(
@@ -1682,7 +1690,7 @@ async fn run(settings: Settings) -> Value {
         },
         "scaling": scaling_json,
         "machine_limit": {
-            "method": "the same copy and CEA with no latency, best of the most workers and twice as many",
+            "method": "the best rates seen: the same copy and CEA with no latency (the most workers and twice as many) and the scaling runs",
             "docs_per_second": ceiling,
             "cea_events_per_second": cea_ceiling,
             "runs": ceiling_runs.iter().map(|run| json!({
