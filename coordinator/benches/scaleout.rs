@@ -1503,8 +1503,8 @@ async fn run(settings: Settings) -> Value {
         Vec::new()
     };
     // The machine's limits: the best rates seen. The runs without latency are meant to
-    // reach them, but a scaling run that went faster shows the machine can do more (a
-    // CEA backlog written without latency is larger and spills more to disk).
+    // reach them, but a scaling run that went faster shows the machine can do more (it
+    // happens to CEA, whose backlog written without latency is larger).
     let best_seen = |rate: fn(&ScalingRow) -> f64| {
         if ceiling_runs.is_empty() {
             return None;
