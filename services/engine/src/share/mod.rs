@@ -85,9 +85,17 @@ struct Unit {
 }
 
 impl Unit {
-    async fn stop(self) {
-        crate::stop::cancel_and_stop(&self.cancel, self.task, STOP_TIMEOUT).await;
+    async fn stop(self, limit: Duration) {
+        crate::stop::cancel_and_stop(&self.cancel, self.task, limit).await;
     }
+}
+
+/// Stops `units` together, each with `limit`: units stuck on an unreachable cluster hold
+/// a pause, a plan change or a commit drain up to `limit` in all, not `limit` each (one
+/// after another, a worker's five units could take 50 s, while its progress reports and
+/// the next Assign waited on the same lock).
+async fn stop_units(units: impl IntoIterator<Item = Unit>, limit: Duration) {
+    futures::future::join_all(units.into_iter().map(|unit| unit.stop(limit))).await;
 }
 
 #[derive(Default)]
@@ -153,12 +161,12 @@ impl Share {
         }
     }
 
-    /// Makes the running units match `spec` (see the module docs).
     /// The options this share runs with.
     pub fn options(&self) -> &SyncOptions {
         &self.options
     }
 
+    /// Makes the running units match `spec` (see the module docs).
     pub async fn assign(&self, spec: ShareSpec) -> Result<()> {
         let mut units = self.units.lock().await;
         let streams_still_right = units
@@ -175,28 +183,22 @@ impl Share {
         } else {
             BTreeSet::new()
         };
-        let stale_copies: Vec<String> = units
-            .copies
-            .keys()
-            .filter(|id| !keep_copies.contains(*id))
-            .cloned()
-            .collect();
-        for id in stale_copies {
-            if let Some(unit) = units.copies.remove(&id) {
-                unit.stop().await;
-            }
-        }
-        let stale_streams: Vec<u32> = units
-            .streams
-            .keys()
-            .filter(|id| !keep_streams.contains(*id))
-            .copied()
-            .collect();
-        for id in stale_streams {
-            if let Some((unit, _)) = units.streams.remove(&id) {
-                unit.stop().await;
-            }
-        }
+        let (stale_copies, kept_copies) = std::mem::take(&mut units.copies)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(id, _)| !keep_copies.contains(id));
+        units.copies = kept_copies.into_iter().collect();
+        let (stale_streams, kept_streams) = std::mem::take(&mut units.streams)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(id, _)| !keep_streams.contains(id));
+        units.streams = kept_streams.into_iter().collect();
+        stop_units(
+            stale_copies
+                .into_iter()
+                .map(|(_, unit)| unit)
+                .chain(stale_streams.into_iter().map(|(_, (unit, _))| unit)),
+            STOP_TIMEOUT,
+        )
+        .await;
         // A finished or failed unit is started again only if it failed.
         units.copies.retain(|_, unit| !unit.task.is_finished());
         units
@@ -331,9 +333,7 @@ impl Share {
             ));
         };
         let streams = std::mem::take(&mut units.streams);
-        for (_, (unit, _)) in streams {
-            unit.stop().await;
-        }
+        stop_units(streams.into_values().map(|(unit, _)| unit), STOP_TIMEOUT).await;
         let cancel = CancellationToken::new();
         let drains = spec.owned_shards.iter().map(|shard| {
             let progress = Arc::new(Progress::default());
@@ -369,12 +369,9 @@ impl Share {
     /// Stops every unit at a checkpoint (pause, lease loss, shutdown).
     pub async fn stop(&self) {
         let mut units = self.units.lock().await;
-        for (_, unit) in std::mem::take(&mut units.copies) {
-            unit.stop().await;
-        }
-        for (_, (unit, _)) in std::mem::take(&mut units.streams) {
-            unit.stop().await;
-        }
+        let copies = std::mem::take(&mut units.copies).into_values();
+        let streams = std::mem::take(&mut units.streams).into_values();
+        stop_units(copies.chain(streams.map(|(unit, _)| unit)), STOP_TIMEOUT).await;
         if let Some(spec) = units.spec.as_mut() {
             spec.run = false;
         }
@@ -390,5 +387,53 @@ impl Share {
             &self.done.lock(),
             self.failure.lock().clone(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit that ignores its token until `release` fires: a copy or applier stuck in a
+    /// write it cannot leave.
+    fn stuck_unit(release: Arc<tokio::sync::Notify>) -> Unit {
+        Unit {
+            cancel: CancellationToken::new(),
+            task: tokio::spawn(async move {
+                release.notified().await;
+                Ok(())
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn units_are_stopped_together_not_one_after_another() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let cancel = CancellationToken::new();
+        let (seen, cancelled) = tokio::sync::oneshot::channel();
+        let token = cancel.clone();
+        let prompt = Unit {
+            cancel,
+            task: tokio::spawn(async move {
+                token.cancelled().await;
+                let _ = seen.send(());
+                Ok(())
+            }),
+        };
+        // The stuck unit comes first: stopped one after another, the prompt one would not
+        // even be cancelled before the stuck one's hour is up.
+        let stopping = tokio::spawn(stop_units(
+            [stuck_unit(release.clone()), prompt],
+            Duration::from_secs(3600),
+        ));
+        tokio::time::timeout(Duration::from_secs(10), cancelled)
+            .await
+            .expect("the second unit was not asked to stop while the first one was stuck")
+            .expect("the second unit ended without seeing its cancellation");
+        release.notify_one();
+        tokio::time::timeout(Duration::from_secs(10), stopping)
+            .await
+            .expect("stopping did not end once the stuck unit returned")
+            .expect("stop_units panicked");
     }
 }
