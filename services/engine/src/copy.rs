@@ -52,7 +52,8 @@ pub struct CopyStats {
     pub bytes: u64,
 }
 
-/// Copies one partition, resuming after `partition.last`; see the module docs.
+/// Copies one partition, resuming after `partition.last`, and records it done; see the
+/// module docs.
 pub async fn copy_partition(
     source: &Client,
     destination: &Client,
@@ -61,9 +62,60 @@ pub async fn copy_partition(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<CopyStats> {
+    match copy_documents(source, destination, metadata, partition, progress, cancel).await? {
+        Some(copied) => copied.record_done(metadata, cancel).await,
+        None => Ok(CopyStats::default()),
+    }
+}
+
+/// A partition whose documents are all written (with write concern majority) but not yet
+/// recorded as done. Recording it is one more round trip that holds no batch in memory,
+/// so callers that bound the copy's concurrency (loadLevel) release the partition's slot
+/// before [`CopiedPartition::record_done`]: the next partition's first read then overlaps
+/// this one's finish instead of waiting for it.
+#[derive(Debug)]
+#[must_use = "a copied partition is only done once record_done has been called"]
+pub struct CopiedPartition {
+    id: String,
+    /// `_id` of the last document written and not yet checkpointed.
+    last: Option<Bson>,
+    /// The partition's running totals, earlier runs included.
+    documents: u64,
+    bytes: u64,
+    stats: CopyStats,
+}
+
+impl CopiedPartition {
+    /// Writes the partition's finish record. A crash before it only means the partition
+    /// is read again from its last checkpoint, its documents skipped as duplicates.
+    pub async fn record_done(
+        self,
+        metadata: &Metadata,
+        cancel: &CancellationToken,
+    ) -> Result<CopyStats> {
+        cancellable(
+            cancel,
+            metadata.finish_partition(&self.id, self.last.as_ref(), self.documents, self.bytes),
+        )
+        .await??;
+        tracing::debug!(partition = %self.id, documents = self.stats.documents, bytes = self.stats.bytes, "partition copied");
+        Ok(self.stats)
+    }
+}
+
+/// Copies one partition's documents, resuming after `partition.last`; None if the
+/// partition was already done. See the module docs.
+pub async fn copy_documents(
+    source: &Client,
+    destination: &Client,
+    metadata: &Metadata,
+    partition: &PartitionRecord,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<Option<CopiedPartition>> {
     let mut stats = CopyStats::default();
     if partition.done {
-        return Ok(stats);
+        return Ok(None);
     }
     let read_options = CollectionOptions::builder()
         .read_concern(ReadConcern::majority())
@@ -134,14 +186,13 @@ pub async fn copy_partition(
         unsaved = batch.last.map(|last| (last, documents, bytes));
         current = next?;
     }
-    let last = unsaved.map(|(last, _, _)| last);
-    cancellable(
-        cancel,
-        metadata.finish_partition(&partition.id, last.as_ref(), documents, bytes),
-    )
-    .await??;
-    tracing::debug!(partition = %partition.id, documents = stats.documents, bytes = stats.bytes, "partition copied");
-    Ok(stats)
+    Ok(Some(CopiedPartition {
+        id: partition.id.clone(),
+        last: unsaved.map(|(last, _, _)| last),
+        documents,
+        bytes,
+        stats,
+    }))
 }
 
 /// Runs `work` unless `cancel` fires first (then the work is dropped mid-flight, which is

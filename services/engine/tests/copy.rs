@@ -8,7 +8,7 @@ use bson::{
     doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, Decimal128, Document, RawDocumentBuf,
     Timestamp,
 };
-use c2c_engine::copy::{copy_partition, CopyStats};
+use c2c_engine::copy::{copy_documents, copy_partition, CopyStats};
 use c2c_engine::discovery::{check_destination, discover, SourceNamespace};
 use c2c_engine::filter::{FilterSpec, NamespaceFilter};
 use c2c_engine::indexes::{build_indexes, create_namespace, destination_index_specs};
@@ -241,6 +241,74 @@ async fn mixed_id_types_are_copied_exactly_once_across_many_partitions() {
     .await
     .expect("copy done");
     assert_eq!(again, CopyStats::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_partition_is_done_only_once_its_finish_is_recorded() {
+    let (_s, source) = cluster().await;
+    let (_d, destination) = cluster().await;
+    let ns = Namespace::new("app", "finish");
+    let documents = mixed_documents(2400);
+    let total = documents.len() as u64;
+    source
+        .database("app")
+        .collection::<Document>("finish")
+        .insert_many(documents)
+        .await
+        .expect("seed");
+    let partitions = prepare(&source, &destination, &ns, u64::MAX).await;
+    assert_eq!(partitions.len(), 1);
+    let metadata = Metadata::new(&destination);
+    let progress = Progress::default();
+    let cancel = CancellationToken::new();
+
+    // Every document is written, and the partition is still not done: a worker that
+    // dies here (its copy slot already handed on) leaves it to be copied again.
+    let copied = copy_documents(
+        &source,
+        &destination,
+        &metadata,
+        &partitions[0],
+        &progress,
+        &cancel,
+    )
+    .await
+    .expect("copy documents")
+    .expect("the partition was not done");
+    assert_eq!(
+        all_raw(&destination, &ns).await,
+        all_raw(&source, &ns).await
+    );
+    let before = metadata.load_partitions().await.expect("load").remove(0);
+    assert!(!before.done, "done before its finish record was written");
+    drop(copied);
+
+    // Copied again from there: every document is a duplicate, skipped, none twice.
+    let stats = copy_partition(
+        &source,
+        &destination,
+        &metadata,
+        &before,
+        &progress,
+        &cancel,
+    )
+    .await
+    .expect("copy again");
+    assert_eq!(stats.documents, total);
+    assert_eq!(
+        all_raw(&destination, &ns).await,
+        all_raw(&source, &ns).await
+    );
+    let after = metadata.load_partitions().await.expect("load").remove(0);
+    assert!(after.done);
+    assert_eq!(after.documents, total);
+    assert!(
+        copy_documents(&source, &destination, &metadata, &after, &progress, &cancel)
+            .await
+            .expect("a done partition")
+            .is_none(),
+        "a done partition was copied again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

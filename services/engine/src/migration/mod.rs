@@ -31,6 +31,7 @@ use bson::{doc, Timestamp};
 use futures::stream::{self, StreamExt};
 use mongodb::Client;
 use parking_lot::Mutex;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -38,7 +39,7 @@ use tracing::Instrument;
 use crate::cea::apply::{Applier, ApplierOptions};
 use crate::cea::reader::{Reader, StartAt};
 use crate::cea::spill::{Spill, SpillConfig};
-use crate::copy::copy_partition;
+use crate::copy::{copy_documents, CopyStats};
 use crate::cutover::blocking::set_user_write_block;
 use crate::cutover::{privileges, CutoverHooks};
 use crate::discovery::{self, SourceNamespace};
@@ -560,7 +561,10 @@ impl Migration {
             .store(done_documents, Ordering::Relaxed);
         let pending: Vec<_> = partitions.into_iter().filter(|p| !p.done).collect();
         let started = Instant::now();
-        let concurrency = self.options.load_level.copy_concurrency();
+        let concurrency = self.options.load_level.copy_concurrency().max(1);
+        // `concurrency` partitions copy documents at once; each gives its slot up before
+        // its finish record, so up to as many more may be writing that record meanwhile.
+        let slots = Arc::new(Semaphore::new(concurrency));
         let count = pending.len();
         let results: Vec<Result<_>> = stream::iter(pending)
             .map(|partition| {
@@ -568,13 +572,21 @@ impl Migration {
                     self.clusters.source.clone(),
                     self.clusters.destination.clone(),
                 );
-                let (metadata, progress, cancel) =
-                    (self.metadata.clone(), self.progress.clone(), cancel.clone());
+                let (metadata, progress, cancel, slots) = (
+                    self.metadata.clone(),
+                    self.progress.clone(),
+                    cancel.clone(),
+                    slots.clone(),
+                );
                 // Each partition is a trace of its own, linked to the copy phase.
                 let span = tracing::info_span!("copy_partition", partition = %partition.id);
                 crate::trace::detach(&span);
                 async move {
-                    copy_partition(
+                    let slot = slots
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| EngineError::Cancelled)?;
+                    let copied = copy_documents(
                         &source,
                         &destination,
                         &metadata,
@@ -582,11 +594,16 @@ impl Migration {
                         &progress,
                         &cancel,
                     )
-                    .await
+                    .await?;
+                    drop(slot);
+                    match copied {
+                        Some(copied) => copied.record_done(&metadata, &cancel).await,
+                        None => Ok(CopyStats::default()),
+                    }
                 }
                 .instrument(span)
             })
-            .buffer_unordered(concurrency)
+            .buffer_unordered(2 * concurrency)
             .collect()
             .await;
         for result in results {

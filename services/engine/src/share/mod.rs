@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::copy::copy_partition;
+use crate::copy::copy_documents;
 use crate::error::{EngineError, Result};
 use crate::filter::ShardSelector;
 use crate::gate::WriteGate;
@@ -251,23 +251,29 @@ impl Share {
             let token = cancel.clone();
             let id = record.id.clone();
             let task = tokio::spawn(async move {
-                let _slot = tokio::select! {
-                    _ = token.cancelled() => return Err(EngineError::Cancelled),
-                    slot = slots.acquire_owned() => slot.map_err(|_| EngineError::Cancelled)?,
-                };
                 let span = tracing::info_span!("copy_partition", partition = %record.id);
-                let outcome = tracing::Instrument::instrument(
-                    copy_partition(
+                let copy = async {
+                    let slot = tokio::select! {
+                        _ = token.cancelled() => return Err(EngineError::Cancelled),
+                        slot = slots.acquire_owned() => slot.map_err(|_| EngineError::Cancelled)?,
+                    };
+                    let copied = copy_documents(
                         &flow.source,
                         &flow.destination,
                         &metadata,
                         &record,
                         &progress,
                         &token,
-                    ),
-                    span,
-                )
-                .await;
+                    )
+                    .await?;
+                    // The finish record holds no batch: the next partition may start.
+                    drop(slot);
+                    match copied {
+                        Some(copied) => copied.record_done(&metadata, &token).await.map(|_| ()),
+                        None => Ok(()),
+                    }
+                };
+                let outcome = tracing::Instrument::instrument(copy, span).await;
                 match outcome {
                     Ok(_) => {
                         done.lock().insert(record.id.clone());
