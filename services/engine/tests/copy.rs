@@ -243,21 +243,54 @@ async fn mixed_id_types_are_copied_exactly_once_across_many_partitions() {
     assert_eq!(again, CopyStats::default());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copied_partition_is_done_only_once_its_finish_is_recorded() {
-    let (_s, source) = cluster().await;
-    let (_d, destination) = cluster().await;
-    let ns = Namespace::new("app", "finish");
+/// Two fresh clusters and `app.<coll>` on the source: 2,400 mixed documents, planned as
+/// one partition.
+struct OnePartition {
+    _source_cluster: TestbedHandle,
+    source: Client,
+    _destination_cluster: TestbedHandle,
+    destination: Client,
+    ns: Namespace,
+    total: u64,
+    partition: PartitionRecord,
+}
+
+async fn one_partition(coll: &str) -> OnePartition {
+    let (source_cluster, source) = cluster().await;
+    let (destination_cluster, destination) = cluster().await;
+    let ns = Namespace::new("app", coll);
     let documents = mixed_documents(2400);
     let total = documents.len() as u64;
     source
         .database("app")
-        .collection::<Document>("finish")
+        .collection::<Document>(coll)
         .insert_many(documents)
         .await
         .expect("seed");
-    let partitions = prepare(&source, &destination, &ns, u64::MAX).await;
+    let mut partitions = prepare(&source, &destination, &ns, u64::MAX).await;
     assert_eq!(partitions.len(), 1);
+    OnePartition {
+        _source_cluster: source_cluster,
+        source,
+        _destination_cluster: destination_cluster,
+        destination,
+        ns,
+        total,
+        partition: partitions.remove(0),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_partition_is_done_only_once_its_finish_is_recorded() {
+    let OnePartition {
+        _source_cluster: _s,
+        source,
+        _destination_cluster: _d,
+        destination,
+        ns,
+        total,
+        partition,
+    } = one_partition("finish").await;
     let metadata = Metadata::new(&destination);
     let progress = Progress::default();
     let cancel = CancellationToken::new();
@@ -268,7 +301,7 @@ async fn a_copied_partition_is_done_only_once_its_finish_is_recorded() {
         &source,
         &destination,
         &metadata,
-        &partitions[0],
+        &partition,
         &progress,
         &cancel,
     )
@@ -313,19 +346,15 @@ async fn a_copied_partition_is_done_only_once_its_finish_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_from_a_checkpoint_mid_partition_copies_nothing_twice() {
-    let (_s, source) = cluster().await;
-    let (_d, destination) = cluster().await;
-    let ns = Namespace::new("app", "resume");
-    let documents = mixed_documents(2400);
-    let total = documents.len() as u64;
-    source
-        .database("app")
-        .collection::<Document>("resume")
-        .insert_many(documents)
-        .await
-        .expect("seed");
-    let partitions = prepare(&source, &destination, &ns, u64::MAX).await;
-    assert_eq!(partitions.len(), 1);
+    let OnePartition {
+        _source_cluster: _s,
+        source,
+        _destination_cluster: _d,
+        destination,
+        ns,
+        total,
+        partition,
+    } = one_partition("resume").await;
 
     // A crashed run: it wrote the first 1000 documents (in `_id` order), checkpointed
     // after the 900th, and a batch beyond the checkpoint was partly written.
@@ -344,7 +373,7 @@ async fn resume_from_a_checkpoint_mid_partition_copies_nothing_twice() {
     let last = Bson::try_from(raw[899].get("_id").expect("_id").expect("_id")).expect("bson");
     let metadata = Metadata::new(&destination);
     metadata
-        .checkpoint_partition(&partitions[0].id, &last, 900, 0)
+        .checkpoint_partition(&partition.id, &last, 900, 0)
         .await
         .expect("checkpoint");
 
@@ -777,20 +806,16 @@ async fn transient_read_and_write_failures_lose_and_repeat_nothing() {
 /// done with the rest missing), and one dropped ends its copy without an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_renamed_or_dropped_during_its_copy_is_followed() {
-    let (_s, source) = cluster().await;
-    let (_d, destination) = cluster().await;
-    let ns = Namespace::new("app", "moving");
-    let documents = mixed_documents(2400);
-    let total = documents.len() as u64;
-    source
-        .database("app")
-        .collection::<Document>("moving")
-        .insert_many(documents)
-        .await
-        .expect("seed");
-    let partitions = prepare(&source, &destination, &ns, u64::MAX).await;
-    assert_eq!(partitions.len(), 1);
-    assert!(partitions[0].uuid.is_some(), "planned without the UUID");
+    let OnePartition {
+        _source_cluster: _s,
+        source,
+        _destination_cluster: _d,
+        destination,
+        ns,
+        total,
+        partition,
+    } = one_partition("moving").await;
+    assert!(partition.uuid.is_some(), "planned without the UUID");
 
     // The copy stopped after 900 documents; then the source collection was renamed.
     let ordered = all_raw(&source, &ns).await;
@@ -807,7 +832,7 @@ async fn a_collection_renamed_or_dropped_during_its_copy_is_followed() {
     let last = Bson::try_from(raw[899].get("_id").expect("_id").expect("_id")).expect("bson");
     let metadata = Metadata::new(&destination);
     metadata
-        .checkpoint_partition(&partitions[0].id, &last, 900, 0)
+        .checkpoint_partition(&partition.id, &last, 900, 0)
         .await
         .expect("checkpoint");
     source
@@ -817,7 +842,7 @@ async fn a_collection_renamed_or_dropped_during_its_copy_is_followed() {
         .expect("rename");
 
     let resumed = metadata.load_partitions().await.expect("load").remove(0);
-    assert_eq!(resumed.uuid, partitions[0].uuid);
+    assert_eq!(resumed.uuid, partition.uuid);
     let stats = copy_partition(
         &source,
         &destination,
