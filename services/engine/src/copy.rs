@@ -19,6 +19,7 @@ use bson::{doc, Bson, RawDocumentBuf};
 use mongodb::error::{Error, ErrorKind};
 use mongodb::options::{CollectionOptions, Hint, ReadConcern, WriteConcern};
 use mongodb::{Client, Collection, Cursor};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -62,17 +63,35 @@ pub async fn copy_partition(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<CopyStats> {
-    match copy_documents(source, destination, metadata, partition, progress, cancel).await? {
-        Some(copied) => copied.record_done(metadata, cancel).await,
-        None => Ok(CopyStats::default()),
-    }
+    let copied = copy_documents(source, destination, metadata, partition, progress, cancel).await?;
+    CopiedPartition::record_if_copied(copied, metadata, cancel).await
+}
+
+/// [`copy_partition`] holding one of `slots` (the loadLevel bound) while it reads and
+/// writes documents; the slot goes back before the finish record, so the next
+/// partition's first read overlaps it.
+pub async fn copy_partition_in_slot(
+    slots: &Semaphore,
+    source: &Client,
+    destination: &Client,
+    metadata: &Metadata,
+    partition: &PartitionRecord,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<CopyStats> {
+    let slot = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+        slot = slots.acquire() => slot.map_err(|_| EngineError::Cancelled)?,
+    };
+    let copied = copy_documents(source, destination, metadata, partition, progress, cancel).await?;
+    drop(slot);
+    CopiedPartition::record_if_copied(copied, metadata, cancel).await
 }
 
 /// A partition whose documents are all written (with write concern majority) but not yet
 /// recorded as done. Recording it is one more round trip that holds no batch in memory,
-/// so callers that bound the copy's concurrency (loadLevel) release the partition's slot
-/// before [`CopiedPartition::record_done`]: the next partition's first read then overlaps
-/// this one's finish instead of waiting for it.
+/// which is why [`copy_partition_in_slot`] gives its slot back first.
 #[derive(Debug)]
 #[must_use = "a copied partition is only done once record_done has been called"]
 pub struct CopiedPartition {
@@ -86,6 +105,18 @@ pub struct CopiedPartition {
 }
 
 impl CopiedPartition {
+    /// Records `copied` done; nothing for a partition that was already done.
+    async fn record_if_copied(
+        copied: Option<CopiedPartition>,
+        metadata: &Metadata,
+        cancel: &CancellationToken,
+    ) -> Result<CopyStats> {
+        match copied {
+            Some(copied) => copied.record_done(metadata, cancel).await,
+            None => Ok(CopyStats::default()),
+        }
+    }
+
     /// Writes the partition's finish record. A crash before it only means the partition
     /// is read again from its last checkpoint, its documents skipped as duplicates.
     pub async fn record_done(

@@ -39,7 +39,7 @@ use tracing::Instrument;
 use crate::cea::apply::{Applier, ApplierOptions};
 use crate::cea::reader::{Reader, StartAt};
 use crate::cea::spill::{Spill, SpillConfig};
-use crate::copy::{copy_documents, CopyStats};
+use crate::copy::copy_partition_in_slot;
 use crate::cutover::blocking::set_user_write_block;
 use crate::cutover::{privileges, CutoverHooks};
 use crate::discovery::{self, SourceNamespace};
@@ -582,11 +582,8 @@ impl Migration {
                 let span = tracing::info_span!("copy_partition", partition = %partition.id);
                 crate::trace::detach(&span);
                 async move {
-                    let slot = slots
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| EngineError::Cancelled)?;
-                    let copied = copy_documents(
+                    copy_partition_in_slot(
+                        &slots,
                         &source,
                         &destination,
                         &metadata,
@@ -594,12 +591,7 @@ impl Migration {
                         &progress,
                         &cancel,
                     )
-                    .await?;
-                    drop(slot);
-                    match copied {
-                        Some(copied) => copied.record_done(&metadata, &cancel).await,
-                        None => Ok(CopyStats::default()),
-                    }
+                    .await
                 }
                 .instrument(span)
             })

@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::copy::copy_documents;
+use crate::copy::copy_partition_in_slot;
 use crate::error::{EngineError, Result};
 use crate::filter::ShardSelector;
 use crate::gate::WriteGate;
@@ -252,28 +252,19 @@ impl Share {
             let id = record.id.clone();
             let task = tokio::spawn(async move {
                 let span = tracing::info_span!("copy_partition", partition = %record.id);
-                let copy = async {
-                    let slot = tokio::select! {
-                        _ = token.cancelled() => return Err(EngineError::Cancelled),
-                        slot = slots.acquire_owned() => slot.map_err(|_| EngineError::Cancelled)?,
-                    };
-                    let copied = copy_documents(
+                let outcome = tracing::Instrument::instrument(
+                    copy_partition_in_slot(
+                        &slots,
                         &flow.source,
                         &flow.destination,
                         &metadata,
                         &record,
                         &progress,
                         &token,
-                    )
-                    .await?;
-                    // The finish record holds no batch: the next partition may start.
-                    drop(slot);
-                    match copied {
-                        Some(copied) => copied.record_done(&metadata, &token).await.map(|_| ()),
-                        None => Ok(()),
-                    }
-                };
-                let outcome = tracing::Instrument::instrument(copy, span).await;
+                    ),
+                    span,
+                )
+                .await;
                 match outcome {
                     Ok(_) => {
                         done.lock().insert(record.id.clone());
