@@ -48,6 +48,7 @@
 //! | `C2C_BENCH_LOSS_LATENCY_MS` | 20 | latency of the worker-loss run (so its copy lasts) |
 //! | `C2C_BENCH_LOSS_PARTITION_KIB` | 64 | partition size of the worker-loss run |
 //! | `C2C_BENCH_VERIFICATION` | 0 | 1: the embedded verifier on (mongosync's default); its initial hashing of the whole dataset then runs in the CEA window, on the shard owners (see the verify bench for its own throughput) |
+//! | `C2C_BENCH_ROUNDS` | 2 | passes over the worker counts, every other one in reverse (1, 2, 4, 4, 2, 1): the machine's speed drifts, and in mirrored order a steady drift favours no count; ratios and targets use each count's mean |
 //! | `C2C_BENCH_WARMUP` | 1 | 0: no warm-up; 1: one uncounted scaling run with the most workers first, since the first run in the process pays for touching the testbeds' memory (see `run`) |
 //! | `C2C_BENCH_PARTS` | `scaling,ceiling,failover,loss` | which of the four runs to do |
 //! | `C2C_BENCH_VERBOSITY` | `WARN` | `--verbosity` of the c2c processes |
@@ -106,6 +107,8 @@ struct Settings {
     parts: Vec<String>,
     verification: bool,
     warm_up: bool,
+    /// Passes over the worker counts, every other one in reverse order.
+    rounds: usize,
 }
 
 fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
@@ -139,11 +142,38 @@ impl Settings {
             parts: env_list("C2C_BENCH_PARTS", "scaling,ceiling,failover,loss"),
             verification: env_one("C2C_BENCH_VERIFICATION", 0) != 0,
             warm_up: env_one("C2C_BENCH_WARMUP", 1) != 0,
+            rounds: env_one("C2C_BENCH_ROUNDS", 2).max(1) as usize,
         }
     }
 
     fn wants(&self, part: &str) -> bool {
         self.parts.iter().any(|p| p == part)
+    }
+
+    /// The scaling runs' worker counts in the order they run: forward, then backward,
+    /// and so on. The machine's speed drifts over minutes; in mirrored order every worker
+    /// count's mean sits at the same point in time, so a steady drift favours none.
+    fn scaling_order(&self) -> Vec<usize> {
+        (0..self.rounds)
+            .flat_map(|round| {
+                let mut counts = self.workers.clone();
+                if round % 2 == 1 {
+                    counts.reverse();
+                }
+                counts
+            })
+            .collect()
+    }
+
+    /// The distinct worker counts, in the order given.
+    fn worker_counts(&self) -> Vec<usize> {
+        let mut counts: Vec<usize> = Vec::new();
+        for &workers in &self.workers {
+            if !counts.contains(&workers) {
+                counts.push(workers);
+            }
+        }
+        counts
     }
 }
 
@@ -859,6 +889,32 @@ struct ScalingRow {
     cea: CeaResult,
 }
 
+/// One worker count's mean rates over its scaling runs.
+struct CountMean {
+    workers: usize,
+    runs: usize,
+    copy: f64,
+    cea: f64,
+}
+
+impl CountMean {
+    fn of(workers: usize, rows: &[ScalingRow]) -> Option<CountMean> {
+        let runs: Vec<&ScalingRow> = rows.iter().filter(|r| r.copy.workers == workers).collect();
+        if runs.is_empty() {
+            return None;
+        }
+        let mean = |rate: fn(&ScalingRow) -> f64| {
+            runs.iter().map(|r| rate(r)).sum::<f64>() / runs.len() as f64
+        };
+        Some(CountMean {
+            workers,
+            runs: runs.len(),
+            copy: mean(|r| r.copy.docs_per_second()),
+            cea: mean(|r| r.cea.events_per_second()),
+        })
+    }
+}
+
 struct CeaResult {
     written: u64,
     /// How long the writers ran (the migration paused meanwhile).
@@ -1492,7 +1548,7 @@ async fn run(settings: Settings) -> Value {
             println!("[warm-up] one whole scaling run with {workers} worker(s), not counted");
             scaling_run(&settings, workers).await;
         }
-        for &workers in &settings.workers {
+        for workers in settings.scaling_order() {
             rows.push(scaling_run(&settings, workers).await);
         }
     }
@@ -1530,13 +1586,25 @@ async fn run(settings: Settings) -> Value {
 
     // Table.
     println!();
-    let base = rows.first().map(|r| {
+    // Each worker count's mean over its runs: the ratios and the verdict use these.
+    let means: Vec<CountMean> = settings
+        .worker_counts()
+        .into_iter()
+        .filter_map(|workers| CountMean::of(workers, &rows))
+        .collect();
+    let base = means
+        .first()
+        .map(|first| (first.workers as f64, first.copy, first.cea));
+    // 0.8 × N times the first rate, up to the machine's limit: N times the first rate
+    // cannot be asked beyond what the machine can copy or apply at all.
+    let targets = |workers: usize| {
+        let (n0, copy0, cea0) = base.expect("rows exist");
+        let linear = workers as f64 / n0;
         (
-            r.copy.workers as f64,
-            r.copy.docs_per_second(),
-            r.cea.events_per_second(),
+            0.8 * ceiling.map_or(linear, |c| linear.min(c / copy0)),
+            0.8 * cea_ceiling.map_or(linear, |c| linear.min(c / cea0)),
         )
-    });
+    };
     if let (Some(ceiling), Some(cea_ceiling)) = (ceiling, cea_ceiling) {
         println!(
             "machine limit for this copy (best seen; no latency: {}): {ceiling:.0} docs/s",
@@ -1582,19 +1650,11 @@ async fn run(settings: Settings) -> Value {
         used.get(MACHINE_BUSY).copied().unwrap_or_default() / cores() as f64 * 100.0
     };
     let mut scaling_json = Vec::new();
-    let mut scaling_met = true;
     for row in &rows {
-        let (n0, copy0, cea0) = base.expect("rows exist");
+        let (_, copy0, cea0) = base.expect("rows exist");
         let copy_factor = row.copy.docs_per_second() / copy0;
         let cea_factor = row.cea.events_per_second() / cea0;
-        let linear = row.copy.workers as f64 / n0;
-        // 0.8 × N times the first rate, up to the machine's limit: N times the first rate
-        // cannot be asked beyond what the machine can copy or apply at all.
-        let copy_target = 0.8 * ceiling.map_or(linear, |c| linear.min(c / copy0));
-        let cea_target = 0.8 * cea_ceiling.map_or(linear, |c| linear.min(c / cea0));
-        if row.copy.workers as f64 > n0 {
-            scaling_met &= copy_factor >= copy_target && cea_factor >= cea_target;
-        }
+        let (copy_target, cea_target) = targets(row.copy.workers);
         println!(
             "{:<8} {:>10.0} {:>8.1} {:>9.2} {:>9.2} {:>9.0} {:>12.0} {:>9.2} {:>9.2} {:>10.0}% {:>9.0}%",
             row.copy.workers,
@@ -1624,6 +1684,51 @@ async fn run(settings: Settings) -> Value {
                 "scaling_vs_first": cea_factor,
                 "cores_used": row.cea.cores,
             },
+            "target_scaling": {"copy": copy_target, "cea": cea_target},
+        }));
+    }
+    let mut means_json = Vec::new();
+    let mut scaling_met = true;
+    if rows.len() > means.len() {
+        println!(
+            "means over the runs of each worker count (runs in mirrored order: {}):",
+            settings
+                .scaling_order()
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for mean in &means {
+        let (n0, copy0, cea0) = base.expect("rows exist");
+        let (copy_factor, cea_factor) = (mean.copy / copy0, mean.cea / cea0);
+        let (copy_target, cea_target) = targets(mean.workers);
+        let met = copy_factor >= copy_target && cea_factor >= cea_target;
+        if mean.workers as f64 > n0 {
+            scaling_met &= met;
+        }
+        if rows.len() > means.len() {
+            println!(
+                "{:<8} {:>10.0} {:>8} {:>9.2} {:>9.2} {:>9.0} {:>12} {:>9.2} {:>9.2}   ({} runs)",
+                mean.workers,
+                mean.copy,
+                "",
+                copy_factor,
+                copy_target,
+                mean.cea,
+                "",
+                cea_factor,
+                cea_target,
+                mean.runs
+            );
+        }
+        means_json.push(json!({
+            "workers": mean.workers,
+            "runs": mean.runs,
+            "copy_docs_per_second": mean.copy,
+            "cea_events_per_second": mean.cea,
+            "scaling_vs_first": {"copy": copy_factor, "cea": cea_factor},
             "target_scaling": {"copy": copy_target, "cea": cea_target},
         }));
     }
@@ -1689,6 +1794,11 @@ async fn run(settings: Settings) -> Value {
             "warm_up_run": settings.warm_up,
         },
         "scaling": scaling_json,
+        "scaling_means": {
+            "method": "each worker count's mean docs/s and events/s over its runs (C2C_BENCH_ROUNDS passes, every other one in reverse order); the ratios and the target are judged on these",
+            "order": settings.scaling_order(),
+            "by_workers": means_json,
+        },
         "machine_limit": {
             "method": "the best rates seen: the same copy and CEA with no latency (the most workers and twice as many) and the scaling runs",
             "docs_per_second": ceiling,
