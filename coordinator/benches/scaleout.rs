@@ -17,7 +17,9 @@
 //!    them is on the destination in every database (a database belongs to one
 //!    change-stream shard, applied in order; there are as many shards as workers at the
 //!    first plan). A backlog measures c2c: live, the rate is what the shared source takes
-//!    while serving every shard's change stream.
+//!    while serving every shard's change stream. The worker counts run in mirrored order
+//!    (1, 2, 4, 4, 2, 1 with `C2C_BENCH_ROUNDS=2`) and each count's mean rate is compared,
+//!    so that the machine's drift over the run favours no count.
 //! 2. **Machine limit**: the same copy and CEA with no latency, with the most workers and
 //!    twice as many; the best rates seen (these runs' and the scaling runs') are what
 //!    this machine can copy and apply at all, every process (testbeds and writers

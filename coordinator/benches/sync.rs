@@ -1,5 +1,6 @@
 //! The sync benchmark: c2c's collection copy against a raw find → insertMany ceiling
-//! measured in the same run, change-event application (lag and events/s) under a steady
+//! measured in the same run (and in pairs run back to back, which the copy target is
+//! judged on), change-event application (lag and events/s) under a steady
 //! source write rate as a fraction of the destination's raw upsert rate, the applier's
 //! capacity on a backlog (paused while writing, timed from resume), and c2c's memory.
 //! Prints a table and writes `target/bench/sync.json`.
