@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
 
-ensure_apt_packages protobuf-compiler:protoc etcd-server:etcd prometheus:promtool
+ensure_apt_packages protobuf-compiler:protoc etcd-server:etcd prometheus:promtool \
+  systemd:systemd-analyze
 ensure_python_venv
+# The compose file's validator (the Compose Specification's schema), for tests/python.
+dclint="$(ensure_npm_tool dclint@3.1.0 dclint)"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -14,8 +17,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
-echo "== python clients (pymongo conformance, grpcio against c2c run)"
+echo "== python clients (pymongo conformance, grpcio against c2c run) and deploy file validators"
 # Both binaries come from `cargo test` above (integration tests build their package's
 # binaries); a separate `cargo build` could resolve other features and rebuild.
 C2C_TESTBED_BIN="$PWD/target/debug/c2c-testbed" C2C_BIN="$PWD/target/debug/c2c" \
-  .venv/bin/python -m pytest -q tests/python
+  C2C_DCLINT="$dclint" .venv/bin/python -m pytest -q tests/python

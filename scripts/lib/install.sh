@@ -21,7 +21,8 @@ ensure_apt_packages() {
 }
 
 # A project-local virtualenv with pymongo, grpcio, pytest, schemathesis and h2 (second,
-# independent clients, and the fuzzers of the REST and gRPC APIs).
+# independent clients, and the fuzzers of the REST and gRPC APIs) and kubernetes-validate
+# (the deploy manifests against Kubernetes' API schemas).
 ensure_python_venv() {
   command -v python3 >/dev/null 2>&1 || ensure_apt_packages python3:python3
   if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
@@ -31,8 +32,21 @@ ensure_python_venv() {
     python3 -m venv .venv
   fi
   # Every module tests/python imports: a venv made before a requirement was added is topped up.
-  if ! .venv/bin/python -c "import pymongo, pytest, grpc, grpc_reflection, grpc_health, google.protobuf, schemathesis, h2" >/dev/null 2>&1; then
-    echo "== installing tests/python/requirements.txt (pymongo, pytest, grpcio, schemathesis, h2)"
+  if ! .venv/bin/python -c "import pymongo, pytest, grpc, grpc_reflection, grpc_health, google.protobuf, schemathesis, h2, kubernetes_validate" >/dev/null 2>&1; then
+    echo "== installing tests/python/requirements.txt (pymongo, pytest, grpcio, schemathesis, h2, kubernetes-validate)"
     .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
   fi
+}
+
+# ensure_npm_tool package@version binary — a pinned npm package under .tools/npm (git-ignored),
+# installed when its binary is missing; prints the binary's path.
+ensure_npm_tool() {
+  local spec="$1" binary="$2" prefix=".tools/npm"
+  if [ ! -x "$prefix/node_modules/.bin/$binary" ]; then
+    command -v npm >/dev/null 2>&1 || ensure_apt_packages nodejs:node npm:npm
+    echo "== installing $spec (npm)" >&2
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --silent "$spec" >&2
+  fi
+  echo "$PWD/$prefix/node_modules/.bin/$binary"
 }
