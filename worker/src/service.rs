@@ -13,9 +13,10 @@ use c2c_engine::gate::WriteGate;
 use c2c_engine::migration::{Clusters, EngineConfig};
 use c2c_engine::options::{LoadLevel, StartRequest, SyncOptions};
 use c2c_engine::share::{Share, ShareReport, ShareSpec};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use mongodb::Client;
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -58,6 +59,10 @@ pub struct WorkerService {
     settings: WorkerSettings,
     lease: Arc<dyn LeaseView>,
     current: Mutex<Current>,
+    /// Cancelled by `end_progress_streams`: the leader's WatchProgress never ends by
+    /// itself, and an open stream holds the server's graceful shutdown for its whole
+    /// grace period (and the connection, with this service, past it).
+    streams_ending: CancellationToken,
 }
 
 fn refused(message: String) -> Status {
@@ -84,7 +89,15 @@ impl WorkerService {
                 share: None,
                 spec: None,
             }),
+            streams_ending: CancellationToken::new(),
         }
+    }
+
+    /// Ends every open progress stream, and those opened later at once: the process is
+    /// stopping. (Not on a lost lease: the leader keeps watching a worker that
+    /// registers again.)
+    pub fn end_progress_streams(&self) {
+        self.streams_ending.cancel();
     }
 
     pub fn id(&self) -> &str {
@@ -365,6 +378,7 @@ impl Worker for WorkerEndpoint {
         c2c_api::trace_context::set_parent_from_metadata(&span, request.metadata());
         span.in_scope(|| tracing::debug!("progress stream opened"));
         let service = self.0.clone();
+        let ending = self.0.streams_ending.clone().cancelled_owned();
         // Sampled every MIN_REPORT_INTERVAL; sent when a milestone changed or when due.
         let stream = futures::stream::unfold(None, move |last: Option<Sent>| {
             let service = service.clone();
@@ -400,7 +414,8 @@ impl Worker for WorkerEndpoint {
                     }
                 }
             }
-        });
+        })
+        .take_until(ending);
         Ok(Response::new(Box::pin(stream)))
     }
 }
@@ -552,8 +567,6 @@ mod tests {
     /// Assign and Pause behind it never ran.
     #[tokio::test]
     async fn a_progress_stream_nobody_reads_holds_no_lock() {
-        use futures::StreamExt;
-
         let endpoint = unassigned_worker().await;
         let busy = endpoint.current.lock().await;
         let mut stream = endpoint
@@ -568,5 +581,36 @@ mod tests {
             .await
             .expect("stopping is not held up by an unread progress stream");
         drop(stream);
+    }
+
+    /// A stopping worker ends the leader's progress stream (and any opened after), so
+    /// the server's graceful shutdown does not wait out its grace period on it.
+    #[tokio::test]
+    async fn stopping_ends_the_progress_streams() {
+        let endpoint = unassigned_worker().await;
+        let mut stream = endpoint
+            .watch_progress(Request::new(WatchWorkerRequest { interval_ms: 0 }))
+            .await
+            .expect("a stream")
+            .into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+        assert!(
+            matches!(first, Ok(Some(Ok(_)))),
+            "the first report comes at once"
+        );
+        endpoint.0.end_progress_streams();
+        let ended = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("the stream ends promptly");
+        assert!(ended.is_none(), "the stream ended without another report");
+        let mut later = endpoint
+            .watch_progress(Request::new(WatchWorkerRequest { interval_ms: 0 }))
+            .await
+            .expect("a stream")
+            .into_inner();
+        let ended = tokio::time::timeout(Duration::from_secs(5), later.next())
+            .await
+            .expect("a stream opened while stopping ends at once");
+        assert!(ended.is_none());
     }
 }

@@ -74,7 +74,12 @@ pub async fn run(
     // Serve at once: until etcd answers and a leader is known, calls get a 503 saying so.
     let stopping = super::shutdown_token(shutdown);
     let (role_tx, role_rx) = watch::channel(Role::Follower { leader: None });
-    let router = RoleRouter::new(role_rx.clone(), config.id.clone(), forward_tls);
+    let router = RoleRouter::new(
+        role_rx.clone(),
+        config.id.clone(),
+        forward_tls,
+        stopping.clone(),
+    );
     let (grpc, reporter) = grpc_routes_with(router.clone(), Router::new(), &[health::LEADER]).await;
     // `/metrics` is this process's own (never forwarded): a follower reports `c2c_leader 0`.
     let metrics = CoordinatorMetrics::new(&config.id);

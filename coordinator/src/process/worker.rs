@@ -176,6 +176,7 @@ pub async fn run(
     reporter
         .set_service_status(health::WORKER, ServingStatus::NotServing)
         .await;
+    service.end_progress_streams();
     service.stop_all().await;
     let _ = server.await;
     // The server's handles are gone with it: the registration is ours alone again.

@@ -15,6 +15,7 @@ use c2c_api::v1::{
 };
 use futures::{Stream, StreamExt};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use tower::ServiceExt;
 use tracing::Instrument;
@@ -65,15 +66,24 @@ enum Target {
 pub struct RoleRouter {
     role: watch::Receiver<Role>,
     forwarder: Arc<Forwarder>,
+    /// The process is stopping: forwarded progress streams end (the leader's would go
+    /// on, holding this server's graceful shutdown for its whole grace period).
+    stopping: CancellationToken,
 }
 
 impl RoleRouter {
     /// `tls`: followers forward to the leader over TLS (the coordinators serve their
-    /// API over TLS).
-    pub fn new(role: watch::Receiver<Role>, me: String, tls: Option<ForwardTls>) -> RoleRouter {
+    /// API over TLS). `stopping`: the process's shutdown.
+    pub fn new(
+        role: watch::Receiver<Role>,
+        me: String,
+        tls: Option<ForwardTls>,
+        stopping: CancellationToken,
+    ) -> RoleRouter {
         RoleRouter {
             role,
             forwarder: Arc::new(Forwarder::new(me, tls)),
+            stopping,
         }
     }
 
@@ -206,9 +216,11 @@ impl Migration for RoleRouter {
                     .map_err(|status| forward_failed(&leader, status))?
                     .into_inner();
                 let forwarder = self.forwarder.clone();
-                // The stream ends when the leader goes; the client reconnects (`c2c ctl
-                // watch` does) and is then answered by the new leader.
-                let stream = stream.map(move |reply| reply.map(|reply| forwarder.as_mine(reply)));
+                // The stream ends when the leader goes, or this process stops; the client
+                // reconnects (`c2c ctl watch` does) and is then answered by the new leader.
+                let stream = stream
+                    .map(move |reply| reply.map(|reply| forwarder.as_mine(reply)))
+                    .take_until(self.stopping.clone().cancelled_owned());
                 Ok(GrpcResponse::new(Box::pin(stream)))
             }
             Target::Nobody(reason) => Err(RoleRouter::nobody(reason)),
