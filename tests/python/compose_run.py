@@ -23,11 +23,12 @@ import pathlib
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
 import yaml
+
+from netns import Bridge, run_in, start_in, stop_process
 
 # The entrypoints of the registry images the compose file names (their Dockerfiles).
 IMAGE_ENTRYPOINTS = {
@@ -91,7 +92,7 @@ class Service:
         self.name = name
         self.spec = spec
         self.project = project
-        self.namespace = f"c2c{project.tag}-{name}"[:64]
+        self.namespace = None
         self.address = None
         self.proc = None
         self.log_path = project.scratch / f"{name}.log"
@@ -166,13 +167,8 @@ class Service:
 
     def start(self):
         self.root.mkdir(parents=True, exist_ok=True)
-        argv = ["ip", "netns", "exec", self.namespace, "env", "-i"]
-        argv += [f"{key}={value}" for key, value in self.environment().items()]
-        argv += self.command_line()
-        self.log = open(self.log_path, "wb")
-        # `ip netns exec` and `env` exec the command: the pid is the service's own.
-        self.proc = subprocess.Popen(
-            argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True
+        self.proc = start_in(
+            self.namespace, self.command_line(), self.environment(), self.log_path, self.root
         )
         self.started = time.monotonic()
 
@@ -193,15 +189,7 @@ class Service:
             argv = ["sh", "-c", test[1]]
         else:
             raise ValueError(f"{self.name}: healthcheck test {test!r}")
-        try:
-            done = subprocess.run(
-                ["ip", "netns", "exec", self.namespace, *argv],
-                capture_output=True,
-                timeout=duration(check.get("timeout"), 30),
-            )
-            return done.returncode == 0
-        except subprocess.TimeoutExpired:
-            return False
+        return run_in(self.namespace, argv, duration(check.get("timeout"), 30))
 
     def wait_healthy(self):
         """As the engine does: the first check one interval after the start, failures in
@@ -225,23 +213,9 @@ class Service:
     def stop(self):
         """`docker compose down`: the stop signal, then SIGKILL after the grace period.
         Returns the seconds it took to exit, or None if it had to be killed."""
-        if self.proc is None:
-            return 0.0
-        if self.proc.poll() is not None:
-            return 0.0
         stop_signal = getattr(signal, self.spec.get("stop_signal", "SIGTERM"))
         grace = duration(self.spec.get("stop_grace_period"), 10)
-        began = time.monotonic()
-        self.proc.send_signal(stop_signal)
-        try:
-            self.proc.wait(timeout=grace)
-            return time.monotonic() - began
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-        finally:
-            self.log.close()
+        return stop_process(self.proc, stop_signal, grace)
 
     def output(self, limit=3000):
         try:
@@ -258,7 +232,6 @@ class Project:
         self.compose_file = pathlib.Path(compose_file).resolve()
         self.directory = self.compose_file.parent
         self.binaries = binaries
-        self.tag = os.getpid() % 100000
         self.scratch = pathlib.Path(tempfile.mkdtemp(prefix="c2c-compose-"))
         raw = yaml.safe_load(self.compose_file.read_text())
         spec = interpolate(raw, environment if environment is not None else {})
@@ -267,10 +240,7 @@ class Project:
             for name, service in spec["services"].items()
             if not service.get("profiles") or set(service["profiles"]) & set(profiles)
         }
-        self.bridge = f"c2cbr{self.tag}"
-        self.subnet = f"10.250.{self.tag % 250}"
-        self.created_namespaces = []
-        self.bridge_up = False
+        self.bridge = Bridge("cmp")
 
     def binary(self, path):
         name = os.path.basename(path)
@@ -281,35 +251,13 @@ class Project:
     # -- network ---------------------------------------------------------------------------
 
     def network_up(self):
-        ip = lambda *args: subprocess.run(["ip", *args], check=True, capture_output=True)
-        ip("link", "add", self.bridge, "type", "bridge")
-        self.bridge_up = True
-        ip("addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
-        ip("link", "set", self.bridge, "up")
-        for number, service in enumerate(self.services.values(), start=2):
-            service.address = f"{self.subnet}.{number}"
-        hosts = "127.0.0.1 localhost\n::1 localhost\n" + "".join(
-            f"{s.address} {s.name}\n" for s in self.services.values()
-        )
-        for number, service in enumerate(self.services.values(), start=2):
-            ip("netns", "add", service.namespace)
-            self.created_namespaces.append(service.namespace)
-            netns_etc = pathlib.Path("/etc/netns") / service.namespace
-            netns_etc.mkdir(parents=True, exist_ok=True)
-            (netns_etc / "hosts").write_text(hosts)
-            host_side = f"c2cv{self.tag}x{number}"[:15]
-            ip("link", "add", host_side, "type", "veth", "peer", "name", "eth0", "netns", service.namespace)
-            ip("link", "set", host_side, "master", self.bridge, "up")
-            ip("-n", service.namespace, "addr", "add", f"{service.address}/24", "dev", "eth0")
-            ip("-n", service.namespace, "link", "set", "eth0", "up")
-            ip("-n", service.namespace, "link", "set", "lo", "up")
+        self.bridge.start()
+        for service in self.services.values():
+            service.namespace, service.address = self.bridge.add_host(service.name, [service.name])
+        self.bridge.write_hosts()
 
     def network_down(self):
-        for namespace in self.created_namespaces:
-            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
-            shutil.rmtree(pathlib.Path("/etc/netns") / namespace, ignore_errors=True)
-        if self.bridge_up:
-            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        self.bridge.stop()
 
     # -- up and down -------------------------------------------------------------------------
 
