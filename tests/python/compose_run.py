@@ -28,7 +28,7 @@ import time
 
 import yaml
 
-from netns import Bridge, run_in, start_in, stop_process
+from netns import Bridge, log_tail, run_in, start_in, stop_process
 
 # The entrypoints of the registry images the compose file names (their Dockerfiles).
 IMAGE_ENTRYPOINTS = {
@@ -217,11 +217,8 @@ class Service:
         grace = duration(self.spec.get("stop_grace_period"), 10)
         return stop_process(self.proc, stop_signal, grace)
 
-    def output(self, limit=3000):
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
+    def output(self):
+        return log_tail(self.log_path)
 
 
 class Project:

@@ -29,7 +29,7 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from netns import Bridge, start_in, stop_process
+from netns import Bridge, log_tail, start_in, stop_process
 
 
 def expand(text, environment):
@@ -183,11 +183,8 @@ class Pod:
     def grace(self):
         return self.template.get("terminationGracePeriodSeconds", 30)
 
-    def output(self, limit=3000):
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
+    def output(self):
+        return log_tail(self.log_path)
 
 
 class Cluster:

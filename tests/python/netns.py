@@ -107,3 +107,11 @@ def stop_process(proc, stop_signal, grace):
         proc.kill()
         proc.wait()
         return None
+
+
+def log_tail(path, limit=3000):
+    """The last `limit` characters of a process's log ("" if there is none yet)."""
+    try:
+        return pathlib.Path(path).read_text(errors="replace")[-limit:]
+    except OSError:
+        return ""

@@ -11,13 +11,9 @@ Not covered here: the image build (Dockerfile), Grafana and Jaeger (no packages 
 machine), published ports, and the image's user.
 """
 
-import json
 import os
 import pathlib
 import shutil
-import time
-import urllib.error
-import urllib.request
 
 import grpc
 import pymongo
@@ -25,12 +21,13 @@ import pytest
 
 from compose_run import Project
 from conftest import BINARY, C2C
+from migration_flow import (assert_same_data, load_source, post_ok, progress, rest,
+                            wait_can_commit, wait_committed, wait_for)
 from test_grpc import Migration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 DOCUMENTS = 2000
-NAMESPACES = [("shop", "orders"), ("crm", "customers"), ("logs", "events")]
 
 
 def needs():
@@ -51,27 +48,6 @@ def binaries():
         "prometheus": shutil.which("prometheus"),
         "bash": shutil.which("bash"),
     }
-
-
-def rest(address, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://{address}{path}", data=data, method="POST" if data else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-
-
-def wait_for(what, probe, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 def test_compose_demo_runs_a_migration_end_to_end():
@@ -99,55 +75,32 @@ def test_compose_demo_runs_a_migration_end_to_end():
             f"mongodb://{services['cluster1'].address}:27017/?directConnection=true",
             serverSelectionTimeoutMS=10000,
         )
-        # Three namespaces of one size, so the plan gives every worker a share.
-        for db, collection in NAMESPACES:
-            source[db][collection].insert_many(
-                [{"_id": i, "item": f"{collection}-{i}", "qty": i % 7} for i in range(DOCUMENTS)]
-            )
-        orders = source["shop"]["orders"]
+        load_source(source, DOCUMENTS)
 
         # Every worker registered before /start ("start them all before /start").
-        def three_workers():
-            status, progress = rest(other, "/api/v1/progress")
-            return status == 200 and len(progress.get("progress", {}).get("workers") or []) == 3
-
-        wait_for("three workers in /progress", three_workers, timeout=30)
-        status, reply = rest(coordinator, "/api/v1/start", {"source": "cluster0", "destination": "cluster1"})
-        assert (status, reply) == (200, {"success": True}), reply
+        wait_for("three workers in /progress",
+                 lambda: len((progress(other) or {}).get("workers") or []) == 3, timeout=30)
+        post_ok(coordinator, "/api/v1/start", {"source": "cluster0", "destination": "cluster1"})
         # Writes during the sync arrive through the change stream.
-        orders.update_many({"qty": 0}, {"$set": {"qty": 100}})
-        orders.insert_one({"_id": DOCUMENTS, "item": "late"})
+        source["shop"]["orders"].update_many({"n": 0}, {"$set": {"n": 100}})
+        source["shop"]["orders"].insert_one({"_id": DOCUMENTS, "n": -1})
 
-        def can_commit():
-            status, progress = rest(other, "/api/v1/progress")
-            return status == 200 and progress["progress"].get("canCommit") and progress["progress"]
-
-        progress = wait_for("canCommit through the follower", can_commit, timeout=120)
+        ready = wait_can_commit(other)
         # Every worker took part: the leader reached it at its advertised name and gave
         # it a share (partitions to copy, change-stream shards to apply, or both).
-        workers = {w["workerId"]: w for w in progress["workers"]}
+        workers = {w["workerId"]: w for w in ready["workers"]}
         assert set(workers) == {"worker-1", "worker-2", "worker-3"}, workers
         for worker in workers.values():
             took_part = worker["partitionsAssigned"] > 0 or worker["streamShards"]
-            assert worker["status"] == "live" and took_part, json.dumps(progress["workers"])
+            assert worker["status"] == "live" and took_part, ready["workers"]
         # The follower forwards: both report the same leader, each its own id.
-        _, leader_view = rest(coordinator, "/api/v1/progress")
-        assert leader_view["progress"]["coordinatorID"] == progress["coordinatorID"]
-        assert {leader_view["progress"]["mongosyncID"], progress["mongosyncID"]} == {"coordinator-1", "coordinator-2"}
+        leader_view = progress(coordinator)
+        assert leader_view["coordinatorID"] == ready["coordinatorID"]
+        assert {leader_view["mongosyncID"], ready["mongosyncID"]} == {"coordinator-1", "coordinator-2"}
 
-        status, reply = rest(other, "/api/v1/commit", {})
-        assert (status, reply) == (200, {"success": True}), reply
-
-        def committed():
-            _, progress = rest(coordinator, "/api/v1/progress")
-            return progress["progress"]["state"] == "COMMITTED" and progress["progress"]
-
-        progress = wait_for("COMMITTED", committed, timeout=120)
-        assert progress["canWrite"] is True
-        for db, collection in NAMESPACES:
-            expected = list(source[db][collection].find().sort("_id"))
-            found = list(destination[db][collection].find().sort("_id"))
-            assert found == expected, f"{db}.{collection}"
+        post_ok(other, "/api/v1/commit", {})
+        assert wait_committed(coordinator)["canWrite"] is True
+        assert_same_data(source, destination)
 
         # Prometheus with deploy/prometheus/prometheus.yml scrapes every c2c process by its
         # service name (its first scrape comes within the 15 s interval).

@@ -12,13 +12,9 @@ working etcd anyway); the `c2c` Service's virtual address; the image; users, rea
 root file systems and NetworkPolicies.
 """
 
-import json
 import os
 import pathlib
 import shutil
-import time
-import urllib.error
-import urllib.request
 
 import pymongo
 import pytest
@@ -27,32 +23,11 @@ import yaml
 from compose_run import dockerfile_entrypoint
 from conftest import BINARY, C2C
 from k8s_run import Cluster
+from migration_flow import assert_same_data, load_source, post_ok, wait_can_commit, wait_committed
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-NAMESPACES = [("shop", "orders"), ("crm", "customers"), ("logs", "events")]
 DOCUMENTS = 2000
-
-
-def rest(address, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://{address}{path}", data=data, method="POST" if data else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-
-
-def wait_for(what, probe, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 def secret_file(directory):
@@ -103,36 +78,22 @@ def test_kubernetes_manifests_run_a_migration(tmp_path):
         second = f"{cluster.pod('c2c-coordinator-7d9c-b').address}:27182"
         source = pymongo.MongoClient(f"mongodb://{cluster.address('cluster0')}:27017/?directConnection=true")
         destination = pymongo.MongoClient(f"mongodb://{cluster.address('cluster1')}:27017/?directConnection=true")
-        for db, collection in NAMESPACES:
-            source[db][collection].insert_many([{"_id": i, "n": i % 11} for i in range(DOCUMENTS)])
+        load_source(source, DOCUMENTS)
 
-        status, reply = rest(first, "/api/v1/start", {"source": "cluster0", "destination": "cluster1"})
-        assert (status, reply) == (200, {"success": True}), reply
+        post_ok(first, "/api/v1/start", {"source": "cluster0", "destination": "cluster1"})
         source["shop"]["orders"].update_many({"n": 0}, {"$set": {"n": 100}})
 
-        def can_commit():
-            status, progress = rest(second, "/api/v1/progress")
-            return status == 200 and progress["progress"].get("canCommit") and progress["progress"]
-
-        progress = wait_for("canCommit", can_commit, timeout=120)
-        workers = {w["workerId"]: w for w in progress["workers"]}
+        ready = wait_can_commit(second)
+        workers = {w["workerId"]: w for w in ready["workers"]}
         # Worker ids are the pod names; the leader reached each at its pod IP.
         assert set(workers) == {"c2c-worker-0", "c2c-worker-1", "c2c-worker-2"}, workers
         for worker in workers.values():
             assert worker["status"] == "live", worker
             assert worker["address"] == f"{cluster.pod(worker['workerId']).address}:27190", worker
 
-        status, reply = rest(first, "/api/v1/commit", {})
-        assert (status, reply) == (200, {"success": True}), reply
-
-        def committed():
-            _, progress = rest(second, "/api/v1/progress")
-            return progress["progress"]["state"] == "COMMITTED" and progress["progress"]
-
-        assert wait_for("COMMITTED", committed, timeout=120)["canWrite"] is True
-        for db, collection in NAMESPACES:
-            expected = list(source[db][collection].find().sort("_id"))
-            assert list(destination[db][collection].find().sort("_id")) == expected, f"{db}.{collection}"
+        post_ok(first, "/api/v1/commit", {})
+        assert wait_committed(second)["canWrite"] is True
+        assert_same_data(source, destination)
         source.close()
         destination.close()
     finally:
