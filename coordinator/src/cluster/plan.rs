@@ -110,7 +110,10 @@ impl Plan {
 
     /// Gives every unfinished partition without a live worker to a live one: in id
     /// order, the lightest worker takes partitions until it holds its fair share of
-    /// all unfinished bytes, then the next lightest.
+    /// all unfinished bytes, then the next lightest. A worker whose room left is under
+    /// half the next partition stops there: with partitions about a fair share each
+    /// (small collections, one partition apiece) it would otherwise take two while
+    /// another got none.
     fn spread_partitions(&mut self, workers: &[String], partitions: &[PartitionLoad]) {
         if workers.is_empty() {
             return;
@@ -136,7 +139,9 @@ impl Plan {
         };
         let mut taking: Option<String> = None;
         for partition in orphans {
-            let full = taking.as_ref().is_none_or(|w| load[w] >= fair_share);
+            let full = taking.as_ref().is_none_or(|w| {
+                load[w] >= fair_share || fair_share - load[w] < partition.bytes.div_ceil(2)
+            });
             if full {
                 taking = lightest(&load);
             }
@@ -325,11 +330,9 @@ impl Plan {
                 let Some(partition) = movable else {
                     break;
                 };
-                // Stop at the fair share, and before a move would only turn the
-                // imbalance around.
-                if load[&receiver] >= fair_share
-                    || donor_load.saturating_sub(partition.bytes)
-                        < load[&receiver] + partition.bytes
+                // Stop at the fair share, and before a move would not shorten the
+                // donor's copy: the receiver would then hold as much as the donor did.
+                if load[&receiver] >= fair_share || load[&receiver] + partition.bytes >= donor_load
                 {
                     break;
                 }
@@ -477,6 +480,45 @@ mod tests {
             "finished partitions are not assigned"
         );
         assert_eq!(plan.shards_of("w1").len() + plan.shards_of("w2").len(), 2);
+    }
+
+    #[test]
+    fn three_similar_collections_go_one_to_each_of_three_workers() {
+        // One partition each, a little under or over a third of the bytes: filling the
+        // first worker up to its fair share used to give it two and the third none.
+        let databases = BTreeMap::from([
+            ("a".to_string(), 95),
+            ("b".to_string(), 100),
+            ("c".to_string(), 98),
+        ]);
+        let parts = vec![
+            partition("a#0", 95, false),
+            partition("b#0", 100, false),
+            partition("c#0", 98, false),
+        ];
+        let plan = Plan::first(&workers(&["w1", "w2", "w3"]), &databases, &parts);
+        for worker in ["w1", "w2", "w3"] {
+            assert_eq!(plan.partitions_of(worker).len(), 1, "{plan:?}");
+        }
+    }
+
+    #[test]
+    fn an_idle_worker_takes_a_partition_when_that_shortens_the_copy() {
+        let databases = BTreeMap::from([("a".to_string(), 190), ("b".to_string(), 10)]);
+        let mut parts = vec![
+            partition("a#0", 90, false),
+            partition("a#1", 100, false),
+            partition("b#0", 10, false),
+        ];
+        let mut plan = Plan::first(&workers(&["w1"]), &databases, &parts);
+        // w1 finished b#0 and is copying a#0 when w2 joins: moving a#1 leaves 90
+        // against 100 to copy instead of 190 against nothing.
+        parts[2].done = true;
+        parts[2].started = true;
+        parts[0].started = true;
+        assert!(plan.reconcile(&workers(&["w1", "w2"]), &parts));
+        assert_eq!(plan.partitions["a#1"], "w2", "{plan:?}");
+        assert_eq!(plan.partitions["a#0"], "w1", "a started partition stays");
     }
 
     #[test]
