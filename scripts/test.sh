@@ -22,5 +22,14 @@ cargo test --workspace
 echo "== python clients (pymongo conformance, grpcio against c2c run) and deploy file validators"
 # Both binaries come from `cargo test` above (integration tests build their package's
 # binaries); a separate `cargo build` could resolve other features and rebuild.
-C2C_TESTBED_BIN="$PWD/target/debug/c2c-testbed" C2C_BIN="$PWD/target/debug/c2c" \
-  C2C_DCLINT="$dclint" .venv/bin/python -m pytest -q tests/python
+# The compose and Kubernetes runs put their processes in network namespaces, which needs
+# root: as another user those two run under sudo, the rest as the user.
+deploy_runs=(tests/python/test_compose_demo.py tests/python/test_k8s_manifests_run.py)
+export C2C_TESTBED_BIN="$PWD/target/debug/c2c-testbed" C2C_BIN="$PWD/target/debug/c2c" C2C_DCLINT="$dclint"
+if [ "$(id -u)" -eq 0 ]; then
+  .venv/bin/python -m pytest -q tests/python
+else
+  .venv/bin/python -m pytest -q tests/python "${deploy_runs[@]/#/--ignore=}"
+  as_root env C2C_TESTBED_BIN="$C2C_TESTBED_BIN" C2C_BIN="$C2C_BIN" \
+    .venv/bin/python -m pytest -q -p no:cacheprovider "${deploy_runs[@]}"
+fi

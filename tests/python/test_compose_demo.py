@@ -32,7 +32,8 @@ DOCUMENTS = 2000
 
 def needs():
     if os.geteuid() != 0:
-        pytest.skip("runs the compose services in network namespaces, which needs root")
+        pytest.fail("runs the compose services in network namespaces, which needs root: "
+                    "./scripts/test.sh runs this test with sudo")
     missing = [tool for tool in ["ip", "etcd", "etcdctl", "prometheus", "curl", "bash"] if not shutil.which(tool)]
     if missing:
         pytest.fail(f"missing {missing}: run ./scripts/test.sh (it installs them)")

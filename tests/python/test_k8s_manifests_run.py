@@ -44,7 +44,8 @@ def secret_file(directory):
 
 def test_kubernetes_manifests_run_a_migration(tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("runs the pods in network namespaces, which needs root")
+        pytest.fail("runs the pods in network namespaces, which needs root: "
+                    "./scripts/test.sh runs this test with sudo")
     if not shutil.which("etcd"):
         pytest.fail("etcd not found: run ./scripts/test.sh (it installs etcd-server)")
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
