@@ -28,7 +28,7 @@ import time
 
 import yaml
 
-from netns import Bridge, log_tail, run_in, start_in, stop_process
+from netns import Bridge, host_argv, log_tail, run_in, start_in, stop_process
 
 # The entrypoints of the registry images the compose file names (their Dockerfiles).
 IMAGE_ENTRYPOINTS = {
@@ -131,29 +131,10 @@ class Service:
             mounts.append((target, host))
         return sorted(mounts, key=lambda mount: -len(mount[0]))
 
-    def host_path(self, path):
-        for target, host in self.volumes():
-            if path == target or path.startswith(target.rstrip("/") + "/"):
-                return str(host) + path[len(target.rstrip("/")):]
-        scratch = self.root / path.lstrip("/")
-        scratch.parent.mkdir(parents=True, exist_ok=True)
-        return str(scratch)
-
     def host_paths(self, argv):
-        """The image's binaries by their names on this machine, absolute paths in flags
-        rewritten to volumes or scratch."""
-        out = []
-        for index, arg in enumerate(argv):
-            if index == 0:
-                out.append(self.project.binary(arg))
-            elif arg.startswith("/"):
-                out.append(self.host_path(arg))
-            elif re.match(r"^--?[\w.-]+=/", arg):
-                flag, path = arg.split("=", 1)
-                out.append(f"{flag}={self.host_path(path)}")
-            else:
-                out.append(arg)
-        return out
+        """The image's binaries by their names on this machine, absolute paths rewritten
+        to volumes or scratch."""
+        return host_argv(argv, self.project.binary, self.volumes(), self.root)
 
     def environment(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root)}

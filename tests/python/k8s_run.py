@@ -29,7 +29,7 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from netns import Bridge, log_tail, start_in, stop_process
+from netns import Bridge, host_argv, log_tail, start_in, stop_process
 
 
 def expand(text, environment):
@@ -93,24 +93,12 @@ class Pod:
             mounts.append((mount["mountPath"], directory))
         return sorted(mounts, key=lambda m: -len(m[0]))
 
-    def host_path(self, path):
-        for target, directory in self.mounts():
-            if path == target or path.startswith(target.rstrip("/") + "/"):
-                return str(directory) + path[len(target.rstrip("/")):]
-        scratch = self.root / "fs" / path.lstrip("/")
-        scratch.parent.mkdir(parents=True, exist_ok=True)
-        return str(scratch)
-
     def command_line(self, env):
         image = self.container["image"].rsplit(":", 1)[0]
         binaries, entrypoint = self.cluster.images[image]
         command = self.container.get("command") or entrypoint
         argv = [expand(arg, env) for arg in command + self.container.get("args", [])]
-        out = [binaries[pathlib.Path(argv[0]).name]]
-        for arg in argv[1:]:
-            match = re.match(r"^(--?[\w.-]+=)(/.*)$", arg)
-            out.append(match.group(1) + self.host_path(match.group(2)) if match else arg)
-        return out
+        return host_argv(argv, lambda path: binaries[pathlib.Path(path).name], self.mounts(), self.root / "fs")
 
     def start(self):
         self.root.mkdir(parents=True, exist_ok=True)

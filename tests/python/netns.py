@@ -8,6 +8,7 @@ Needs root and iproute2. `ip netns exec` bind-mounts /etc/netns/<namespace>/host
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import time
@@ -115,3 +116,30 @@ def log_tail(path, limit=3000):
         return pathlib.Path(path).read_text(errors="replace")[-limit:]
     except OSError:
         return ""
+
+
+def host_path(path, mounts, scratch):
+    """Where a path inside a container is on this machine: under a mount's target, in the
+    mount's directory (`mounts`: (target, directory), longest target first); elsewhere
+    under `scratch`, the container's own file system."""
+    for target, directory in mounts:
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            return str(directory) + path[len(target.rstrip("/")):]
+    inside = pathlib.Path(scratch) / path.lstrip("/")
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    return str(inside)
+
+
+def host_argv(argv, binary, mounts, scratch):
+    """A container's command line run here: the program by `binary(path in the image)`,
+    absolute paths (bare or `--flag=/path`) through `host_path`."""
+    out = [binary(argv[0])]
+    for arg in argv[1:]:
+        flagged = re.match(r"^(--?[\w.-]+=)(/.*)$", arg)
+        if flagged:
+            out.append(flagged.group(1) + host_path(flagged.group(2), mounts, scratch))
+        elif arg.startswith("/"):
+            out.append(host_path(arg, mounts, scratch))
+        else:
+            out.append(arg)
+    return out
