@@ -401,6 +401,16 @@ mod tests {
         }
     }
 
+    /// Each database's bytes: the sum of its partitions' (ids `<database>#…`).
+    fn databases_of(parts: &[PartitionLoad]) -> BTreeMap<String, u64> {
+        let mut databases = BTreeMap::new();
+        for part in parts {
+            let database = part.id.split('#').next().unwrap_or_default();
+            *databases.entry(database.to_string()).or_default() += part.bytes;
+        }
+        databases
+    }
+
     /// `count` unstarted partitions of 10 bytes of one collection `x#…`.
     fn collection_x(count: usize) -> (BTreeMap<String, u64>, Vec<PartitionLoad>) {
         let parts = (0..count)
@@ -457,18 +467,13 @@ mod tests {
 
     #[test]
     fn first_plan_spreads_databases_and_partitions_by_size() {
-        let databases = BTreeMap::from([
-            ("big".to_string(), 100),
-            ("a".to_string(), 40),
-            ("b".to_string(), 50),
-        ]);
         let parts = vec![
             partition("big#0", 50, false),
             partition("big#1", 50, false),
             partition("a#0", 40, false),
             partition("b#0", 50, true),
         ];
-        let plan = Plan::first(&workers(&["w1", "w2"]), &databases, &parts);
+        let plan = Plan::first(&workers(&["w1", "w2"]), &databases_of(&parts), &parts);
         assert_eq!(plan.shard_count, 2);
         // big alone on one shard; a and b together on the other.
         assert_ne!(plan.databases["big"], plan.databases["a"]);
@@ -486,17 +491,12 @@ mod tests {
     fn three_similar_collections_go_one_to_each_of_three_workers() {
         // One partition each, a little under or over a third of the bytes: filling the
         // first worker up to its fair share used to give it two and the third none.
-        let databases = BTreeMap::from([
-            ("a".to_string(), 95),
-            ("b".to_string(), 100),
-            ("c".to_string(), 98),
-        ]);
         let parts = vec![
             partition("a#0", 95, false),
             partition("b#0", 100, false),
             partition("c#0", 98, false),
         ];
-        let plan = Plan::first(&workers(&["w1", "w2", "w3"]), &databases, &parts);
+        let plan = Plan::first(&workers(&["w1", "w2", "w3"]), &databases_of(&parts), &parts);
         for worker in ["w1", "w2", "w3"] {
             assert_eq!(plan.partitions_of(worker).len(), 1, "{plan:?}");
         }
@@ -504,13 +504,12 @@ mod tests {
 
     #[test]
     fn an_idle_worker_takes_a_partition_when_that_shortens_the_copy() {
-        let databases = BTreeMap::from([("a".to_string(), 190), ("b".to_string(), 10)]);
         let mut parts = vec![
             partition("a#0", 90, false),
             partition("a#1", 100, false),
             partition("b#0", 10, false),
         ];
-        let mut plan = Plan::first(&workers(&["w1"]), &databases, &parts);
+        let mut plan = Plan::first(&workers(&["w1"]), &databases_of(&parts), &parts);
         // w1 finished b#0 and is copying a#0 when w2 joins: moving a#1 leaves 90
         // against 100 to copy instead of 190 against nothing.
         parts[2].done = true;
