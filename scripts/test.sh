@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
 
-# etcd-client, iproute2, curl: tests/python runs deploy/docker-compose.yml's services in
-# network namespaces, with their healthchecks (etcdctl, c2c-grpc-health over curl).
+# systemd: systemd-analyze checks deploy/systemd. etcd-client, iproute2, curl: tests/python
+# runs the compose services and Kubernetes pods in network namespaces, with their
+# healthchecks (etcdctl, c2c-grpc-health over curl).
 ensure_apt_packages protobuf-compiler:protoc etcd-server:etcd prometheus:promtool \
   systemd:systemd-analyze etcd-client:etcdctl iproute2:ip curl:curl
 ensure_python_venv
